@@ -1,0 +1,1 @@
+//! llama.cpp-compatible importance matrices: collect, save, load, merge, mix and compare.

@@ -1,0 +1,3 @@
+//! ggml block quantization formats, bit-exact with ggml.
+
+pub mod blocks;

@@ -1,0 +1,1 @@
+//! Perplexity, KL divergence and paired comparisons, as llama-perplexity computes them.
