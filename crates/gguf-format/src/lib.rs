@@ -6,6 +6,7 @@
 
 mod cursor;
 mod decode;
+mod encode;
 mod error;
 mod file;
 mod ggml_type;
@@ -15,6 +16,7 @@ mod metadata;
 mod tensor_info;
 mod value;
 mod view;
+mod writer;
 
 pub use error::{GgufError, MetadataError};
 pub use file::GgufFile;
@@ -27,3 +29,4 @@ pub use metadata::Metadata;
 pub use tensor_info::TensorInfo;
 pub use value::{Array, Value, ValueType};
 pub use view::GgufView;
+pub use writer::GgufWriter;
