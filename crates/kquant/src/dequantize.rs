@@ -8,7 +8,7 @@ use crate::error::QuantError;
 use crate::traits::QuantBlock;
 use crate::validate::validate_row_data;
 
-/// Fewest elements that one rayon task dequantizes; rows never split, so the output does not depend on it.
+/// Minimum number of elements that one rayon task dequantizes. Rows never split, so the output does not depend on it.
 const MIN_ELEMENTS_PER_TASK: usize = 1 << 14;
 
 /// Dequantizes `data` (whole rows of `n_per_row` elements of `ggml_type`) to f32, bit for
@@ -44,7 +44,7 @@ pub fn dequantize(ggml_type: GgmlType, data: &[u8], n_per_row: usize) -> Result<
     Ok(dst)
 }
 
-/// Dequantizes like [`dequantize`] into `dst`, which must hold exactly `rows * n_per_row` values.
+/// Dequantizes like [`dequantize`] into `dst`, which must have exactly `rows * n_per_row` values.
 ///
 /// # Errors
 ///

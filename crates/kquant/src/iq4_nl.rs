@@ -68,8 +68,8 @@ pub(crate) fn sub_block_weights(x: &[f32], importance: Option<&[f32]>, sigma2: f
 
 /// Returns the index of the code book entry nearest to `x` (ggml's `best_index_int8`).
 ///
-/// Values beyond either end map to the end entry; a tie between two entries goes to the
-/// upper one; NaN maps to the last entry, as ggml's comparisons do.
+/// Values beyond either end map to the end entry, and a tie between two entries goes to
+/// the upper one. NaN maps to the last entry, as ggml's comparisons do.
 pub(crate) fn nearest_code_index(x: f32) -> u8 {
     let values = KVALUES_IQ4NL.map(f32::from);
     let last = values.len() - 1;
@@ -102,7 +102,7 @@ pub(crate) fn nearest_code_index(x: f32) -> u8 {
 /// Returns the weighted least-squares scale of one 32-element sub-block, or 0 when its
 /// largest magnitude is below [`GROUP_MAX_EPS`].
 ///
-/// The first guess maps the element of largest magnitude to the code book's end; then
+/// The first guess maps the element of largest magnitude to the code book's end. Then
 /// `2 * SCALE_TRIES + 1` inverse scales `(t - 127) / max` are tried, and the scale that
 /// maximises `(Σ w q x)^2 / Σ w q^2` wins. The code indices are recomputed from the final
 /// scale by the caller.

@@ -90,14 +90,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn c_float_to_byte_truncates_in_range() {
+    fn c_float_to_byte_in_range() {
         assert_eq!(c_float_to_byte(8.99), 8);
         assert_eq!(c_float_to_byte(0.5), 0);
         assert_eq!(c_float_to_byte(16.5), 16);
     }
 
     #[test]
-    fn c_float_to_byte_maps_out_of_range_to_zero() {
+    fn c_float_to_byte_out_of_range() {
         assert_eq!(c_float_to_byte(f32::INFINITY), 0);
         assert_eq!(c_float_to_byte(f32::NEG_INFINITY), 0);
         assert_eq!(c_float_to_byte(f32::NAN), 0);

@@ -8,7 +8,7 @@ use crate::error::QuantError;
 use crate::traits::QuantBlock;
 use crate::validate::first_non_finite;
 
-/// Fewest elements that one rayon task quantizes, so that short rows are batched instead
+/// Minimum number of elements that one rayon task quantizes, so that short rows are batched instead
 /// of paying the task overhead per row. Rows never split, so the output does not depend on it.
 const MIN_ELEMENTS_PER_TASK: usize = 1 << 14;
 
@@ -41,7 +41,7 @@ pub fn requires_imatrix(ggml_type: GgmlType) -> bool {
 ///
 /// Rows are quantized in parallel on the current rayon thread pool; each row is
 /// independent, so the output is identical for any number of threads. `imatrix`, when
-/// given, holds one importance value per column (`n_per_row` values, the same vector for
+/// given, contains one importance value per column (`n_per_row` values, the same vector for
 /// every row); the k-quants, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS use it, while F32,
 /// F16, BF16 and Q8_0 ignore it, as in ggml.
 ///

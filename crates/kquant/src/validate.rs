@@ -66,11 +66,12 @@ pub(crate) fn first_non_finite(ggml_type: GgmlType, data: &[u8]) -> Option<(usiz
 ///
 /// # Errors
 ///
-/// [`QuantError::UnsupportedType`] for a type without a layout here (the IQ1/IQ2/IQ3,
-/// TQ and FP4 formats, F64 and the integer types), [`QuantError::DataLength`] when
-/// `data.len()` is not a multiple of the type's block size in bytes, and
-/// [`QuantError::NonFiniteData`] naming the first block (for F32, F16 and BF16 the
-/// element) that holds a NaN or an infinity.
+/// - [`QuantError::UnsupportedType`] for a type without a layout here (the IQ1/IQ2/IQ3,
+///   TQ and FP4 formats, F64 and the integer types).
+/// - [`QuantError::DataLength`] when `data.len()` is not a multiple of the type's block
+///   size in bytes.
+/// - [`QuantError::NonFiniteData`] naming the first block (for F32, F16 and BF16 the
+///   element) that contains a NaN or an infinity.
 pub fn validate_row_data(ggml_type: GgmlType, data: &[u8]) -> Result<(), QuantError> {
     if float_fields(ggml_type).is_none() {
         return Err(QuantError::UnsupportedType(ggml_type));
