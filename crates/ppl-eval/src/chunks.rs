@@ -9,7 +9,7 @@ use crate::model::LogitsModel;
 /// with `n_ctx = 3`, position 1 predicts position 2.
 pub const MIN_N_CTX: usize = 3;
 
-/// How a token stream is cut into chunks, as llama-perplexity does it.
+/// The chunk layout of a token stream, as llama-perplexity cuts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkPlan {
     /// Tokens per chunk (`-c`).
@@ -81,9 +81,7 @@ pub(crate) struct EvaluatedChunk<'a> {
 
 /// Checks that every token id is inside the vocabulary.
 pub(crate) fn check_token_ids(tokens: &[u32], n_vocab: usize) -> Result<()> {
-    let out_of_range = tokens
-        .iter()
-        .position(|&token| token as usize >= n_vocab);
+    let out_of_range = tokens.iter().position(|&token| token as usize >= n_vocab);
 
     match out_of_range {
         Some(position) => Err(PplError::TokenOutOfRange {
@@ -98,7 +96,7 @@ pub(crate) fn check_token_ids(tokens: &[u32], n_vocab: usize) -> Result<()> {
 /// Evaluates one chunk with the BOS overwrite and checks the returned logits.
 ///
 /// The first token is replaced by BOS (when the model has one) only in the copy
-/// that the model sees, so the scored targets stay the stream's own tokens.
+/// passed to the model, so the scored targets stay the stream's own tokens.
 pub(crate) fn eval_one_chunk<M: LogitsModel + ?Sized>(
     model: &mut M,
     plan: &ChunkPlan,
@@ -195,6 +193,9 @@ mod tests {
     #[test]
     fn plan_rejects_tiny_context() {
         let error = ChunkPlan::new(100, 2, None).unwrap_err();
-        assert!(matches!(error, PplError::InvalidContextSize { n_ctx: 2, .. }));
+        assert!(matches!(
+            error,
+            PplError::InvalidContextSize { n_ctx: 2, .. }
+        ));
     }
 }

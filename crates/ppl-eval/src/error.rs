@@ -99,14 +99,14 @@ pub enum PplError {
     InvalidBaseFile {
         /// The file being read.
         path: PathBuf,
-        /// What is wrong, with the offending values.
+        /// The fault, with the offending values.
         reason: String,
     },
 
     /// Two runs scored different tokens, so they cannot be paired.
     #[error("cannot pair runs: {reason}; evaluate both models on the same tokens with the same n_ctx and chunk count")]
     Unpaired {
-        /// What differs between the runs.
+        /// The difference between the runs.
         reason: String,
     },
 

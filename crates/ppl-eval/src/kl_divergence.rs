@@ -20,7 +20,7 @@ const LOG_PROB_FLOOR: f32 = -16.0;
 /// Fewest scored tokens for which llama.cpp prints the final statistics.
 pub const MIN_TOKENS_FOR_STATISTICS: usize = 100;
 
-/// What one scored position contributes, in llama.cpp's precision.
+/// The contribution of one scored position, in llama.cpp's precision.
 #[derive(Debug, Clone, Copy)]
 struct TokenKld {
     nll: f32,
@@ -183,13 +183,21 @@ pub struct KldChunkReport {
 impl fmt::Display for KldChunkReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:4}", self.chunk)?;
-        write!(f, "    {:9.4} ± {:9.4}", self.ppl.value, self.ppl.uncertainty)?;
+        write!(
+            f,
+            "    {:9.4} ± {:9.4}",
+            self.ppl.value, self.ppl.uncertainty
+        )?;
         write!(
             f,
             "    {:10.5} ± {:10.5}",
             self.ln_ppl_ratio.value, self.ln_ppl_ratio.uncertainty
         )?;
-        write!(f, "    {:10.5} ± {:10.5}", self.kld.value, self.kld.uncertainty)?;
+        write!(
+            f,
+            "    {:10.5} ± {:10.5}",
+            self.kld.value, self.kld.uncertainty
+        )?;
         write!(
             f,
             "    {:6.3} ± {:6.3} %",
@@ -313,8 +321,7 @@ impl KldStats {
         let ppl_ratio = exp_estimate(ln_ppl_ratio);
 
         let ppl_cov = ppl.value * ppl_base.value * log_ppl_cov;
-        let diff_variance =
-            ppl.uncertainty.powi(2) + ppl_base.uncertainty.powi(2) - 2.0 * ppl_cov;
+        let diff_variance = ppl.uncertainty.powi(2) + ppl_base.uncertainty.powi(2) - 2.0 * ppl_cov;
         let ppl_diff = Estimate {
             value: ppl.value - ppl_base.value,
             uncertainty: diff_variance.max(0.0).sqrt(),
@@ -350,8 +357,16 @@ impl fmt::Display for KldStats {
         writeln!(f, "====== Perplexity statistics ======")?;
         writeln!(f, "Mean PPL(Q)                   : {}", pm(&self.ppl))?;
         writeln!(f, "Mean PPL(base)                : {}", pm(&self.ppl_base))?;
-        writeln!(f, "Cor(ln(PPL(Q)), ln(PPL(base))): {:6.2}%", 100.0 * self.cor_ln_ppl)?;
-        writeln!(f, "Mean ln(PPL(Q)/PPL(base))     : {}", pm(&self.ln_ppl_ratio))?;
+        writeln!(
+            f,
+            "Cor(ln(PPL(Q)), ln(PPL(base))): {:6.2}%",
+            100.0 * self.cor_ln_ppl
+        )?;
+        writeln!(
+            f,
+            "Mean ln(PPL(Q)/PPL(base))     : {}",
+            pm(&self.ln_ppl_ratio)
+        )?;
         writeln!(f, "Mean PPL(Q)/PPL(base)         : {}", pm(&self.ppl_ratio))?;
         writeln!(f, "Mean PPL(Q)-PPL(base)         : {}", pm(&self.ppl_diff))?;
         writeln!(f)?;

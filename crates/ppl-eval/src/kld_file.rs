@@ -96,7 +96,9 @@ impl KldBaseHeader {
         let record_bytes = (self.record_len() as u64).checked_mul(2)?;
         let chunk_bytes = record_bytes.checked_mul(self.records_per_chunk() as u64)?;
         let all_records = chunk_bytes.checked_mul(self.n_chunk as u64)?;
-        HEADER_BYTES.checked_add(token_bytes)?.checked_add(all_records)
+        HEADER_BYTES
+            .checked_add(token_bytes)?
+            .checked_add(all_records)
     }
 }
 
@@ -128,7 +130,9 @@ pub(crate) fn encode_record(row: &[f32], target: u32, record: &mut [u16]) -> f64
             if logit > floor {
                 // Rounding half to even matches ggml's nearest_int; the clamp
                 // only guards rounding noise at the top code.
-                *code = (inv_scale * (logit - floor)).round_ties_even().min(MAX_CODE) as u16;
+                *code = (inv_scale * (logit - floor))
+                    .round_ties_even()
+                    .min(MAX_CODE) as u16;
             }
         }
     }
@@ -264,7 +268,8 @@ impl KldBaseWriter {
         let file = out
             .into_inner()
             .map_err(|e| PplError::io(&self.temp_path, e.into_error()))?;
-        file.sync_all().map_err(|e| PplError::io(&self.temp_path, e))?;
+        file.sync_all()
+            .map_err(|e| PplError::io(&self.temp_path, e))?;
         drop(file);
 
         fs::rename(&self.temp_path, &self.path).map_err(|e| PplError::io(&self.path, e))?;
@@ -388,7 +393,9 @@ impl KldBaseReader {
 
         let n_tokens = header.n_ctx * header.n_chunk;
         let mut raw = vec![0u8; 4 * n_tokens];
-        input.read_exact(&mut raw).map_err(|e| PplError::io(path, e))?;
+        input
+            .read_exact(&mut raw)
+            .map_err(|e| PplError::io(path, e))?;
 
         let mut tokens = Vec::with_capacity(n_tokens);
         for (position, bytes) in raw.chunks_exact(4).enumerate() {
@@ -504,7 +511,10 @@ mod tests {
         for (i, &logit) in row.iter().enumerate().take(3) {
             let decoded = scale * f32::from(record[4 + i]) + min_log_prob;
             let exact = (f64::from(logit) - log_sum) as f32;
-            assert!((decoded - exact).abs() < 2e-4, "entry {i}: {decoded} vs {exact}");
+            assert!(
+                (decoded - exact).abs() < 2e-4,
+                "entry {i}: {decoded} vs {exact}"
+            );
         }
         // Below max − 16 the entry is stored as the floor.
         assert_eq!(record[4 + 3], 0);

@@ -4,8 +4,8 @@
 //! feature implements it for `gemma2_model::Model`.
 //!
 //! - [`perplexity`] cuts a token stream into chunks of `n_ctx`, overwrites each
-//!   chunk's first token with BOS, scores the second half of every chunk, and
-//!   reports a running `[k]PPL` per chunk and `Final estimate: PPL = X +/- Y`,
+//!   chunk's first token with BOS and scores the second half of every chunk.
+//!   It reports a running `[k]PPL` per chunk and `Final estimate: PPL = X +/- Y`,
 //!   with llama.cpp's arithmetic (f32 logits, f64 sums of f32 exponentials).
 //! - [`perplexity_with_kld_base`] also writes llama.cpp's `--kl-divergence-base`
 //!   file, and [`kl_divergence`] reads one back ([`KldBaseReader`] validates it as

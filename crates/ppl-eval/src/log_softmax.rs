@@ -61,8 +61,15 @@ pub fn exact_kl_divergence(base_logits: &[f32], logits: &[f32]) -> f64 {
     assert!(!logits.is_empty(), "empty logits row");
 
     let log_softmax = |row: &[f32]| -> Vec<f64> {
-        let max = row.iter().copied().fold(f64::NEG_INFINITY, |m, x| m.max(f64::from(x)));
-        let log_sum: f64 = row.iter().map(|&x| (f64::from(x) - max).exp()).sum::<f64>().ln();
+        let max = row
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, |m, x| m.max(f64::from(x)));
+        let log_sum: f64 = row
+            .iter()
+            .map(|&x| (f64::from(x) - max).exp())
+            .sum::<f64>()
+            .ln();
         row.iter().map(|&x| f64::from(x) - max - log_sum).collect()
     };
 

@@ -3,7 +3,7 @@
 //! Two perplexities such as 17.0877 and 17.0946 each carry an uncertainty near
 //! 0.8, yet most of that noise is shared: both models find the same tokens
 //! hard. Differencing the log-probabilities token by token removes the shared
-//! part, so the standard error of the mean difference says whether the gap is
+//! part, so the standard error of the mean difference shows whether the gap is
 //! larger than noise.
 
 use std::fmt;
@@ -91,11 +91,18 @@ impl PairedComparison {
     ///
     /// Returns [`PplError::Unpaired`] when the vectors differ in length, are
     /// shorter than 2, do not split into whole chunks, or hold a non-finite value.
-    pub fn from_nll(base_nll: &[f64], candidate_nll: &[f64], scored_per_chunk: usize) -> Result<Self> {
+    pub fn from_nll(
+        base_nll: &[f64],
+        candidate_nll: &[f64],
+        scored_per_chunk: usize,
+    ) -> Result<Self> {
         let n = base_nll.len();
         if candidate_nll.len() != n {
             return Err(PplError::Unpaired {
-                reason: format!("the base scored {n} tokens but the candidate {}", candidate_nll.len()),
+                reason: format!(
+                    "the base scored {n} tokens but the candidate {}",
+                    candidate_nll.len()
+                ),
             });
         }
         if n < 2 {
@@ -108,7 +115,9 @@ impl PairedComparison {
                 reason: format!("{n} scored tokens do not split into chunks of {scored_per_chunk}"),
             });
         }
-        if let Some(i) = (0..n).find(|&i| !(base_nll[i].is_finite() && candidate_nll[i].is_finite())) {
+        if let Some(i) =
+            (0..n).find(|&i| !(base_nll[i].is_finite() && candidate_nll[i].is_finite()))
+        {
             return Err(PplError::Unpaired {
                 reason: format!(
                     "token {i} has non-finite NLL (base {}, candidate {})",

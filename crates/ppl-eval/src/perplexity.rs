@@ -146,7 +146,12 @@ impl Accumulator {
         }
     }
 
-    fn push_chunk(&mut self, index: usize, chunk_nll: &[f64], chunk_targets: &[u32]) -> ChunkReport {
+    fn push_chunk(
+        &mut self,
+        index: usize,
+        chunk_nll: &[f64],
+        chunk_targets: &[u32],
+    ) -> ChunkReport {
         let chunk_sum: f64 = chunk_nll.iter().sum();
         self.nll_sum += chunk_sum;
         self.nll.extend_from_slice(chunk_nll);
@@ -162,7 +167,12 @@ impl Accumulator {
             chunk_ppl: (chunk_sum / chunk_nll.len() as f64).exp(),
             n_scored: self.nll.len(),
         };
-        tracing::info!(chunk = report.chunk, n_chunk = report.n_chunk, ppl = report.running_ppl, "{report}");
+        tracing::info!(
+            chunk = report.chunk,
+            n_chunk = report.n_chunk,
+            ppl = report.running_ppl,
+            "{report}"
+        );
         report
     }
 }
@@ -220,7 +230,7 @@ where
 /// `--kl-divergence-base` file of the run to `path`.
 ///
 /// The file is written to a temporary file in the same folder, synced and
-/// renamed into place, so `path` either holds a complete file or is untouched.
+/// renamed into place, so `path` either contains a complete file or is untouched.
 /// Each chunk's records are streamed out as soon as the chunk is scored, so
 /// memory stays at one chunk's logits.
 ///

@@ -16,12 +16,15 @@ pub fn unit_hash(key: u64) -> f32 {
 /// Returns a deterministic pseudo-random token stream with ids in `1..n_vocab`.
 pub fn token_stream(len: usize, n_vocab: usize, seed: u64) -> Vec<u32> {
     (0..len)
-        .map(|i| 1 + (unit_hash(seed ^ (i as u64) << 8) * (n_vocab - 1) as f32) as u32 % (n_vocab as u32 - 1))
+        .map(|i| {
+            1 + (unit_hash(seed ^ (i as u64) << 8) * (n_vocab - 1) as f32) as u32
+                % (n_vocab as u32 - 1)
+        })
         .collect()
 }
 
 /// A causal model whose logits depend on the current token, the previous token
-/// and the position, with an optional perturbation that stands in for quantization noise.
+/// and the position, with an optional perturbation that imitates quantization noise.
 pub struct HashModel {
     pub n_vocab: usize,
     pub bos: Option<u32>,
@@ -47,8 +50,13 @@ impl HashModel {
                 let key = (u64::from(previous) << 40) ^ (u64::from(current) << 20) ^ v as u64;
                 let base = self.sharpness * unit_hash(key);
                 // The next token is often current + 1, so the model has something to learn.
-                let bonus = if v as u32 == (current + 1) % self.n_vocab as u32 { 3.0 } else { 0.0 };
-                let noise = self.noise * (unit_hash(key ^ 0xABCD_EF01 ^ (position as u64) << 50) - 0.5);
+                let bonus = if v as u32 == (current + 1) % self.n_vocab as u32 {
+                    3.0
+                } else {
+                    0.0
+                };
+                let noise =
+                    self.noise * (unit_hash(key ^ 0xABCD_EF01 ^ (position as u64) << 50) - 0.5);
                 base + bonus + noise
             })
             .collect()
@@ -67,7 +75,11 @@ impl LogitsModel for HashModel {
     fn eval_chunk(&mut self, tokens: &[u32], first_output: usize) -> Result<Vec<f32>, BoxError> {
         let mut logits = Vec::with_capacity((tokens.len() - first_output) * self.n_vocab);
         for position in first_output..tokens.len() {
-            let previous = if position == 0 { u32::MAX } else { tokens[position - 1] };
+            let previous = if position == 0 {
+                u32::MAX
+            } else {
+                tokens[position - 1]
+            };
             logits.extend(self.row(previous, tokens[position], position));
         }
         Ok(logits)
