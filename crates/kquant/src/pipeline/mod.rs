@@ -1,10 +1,10 @@
 //! Quantize a whole model: llama-quantize's job as a library call.
 //!
 //! [`quantize_model`] reads every tensor from a [`TensorSource`] (a GGUF file, or a
-//! checkpoint another crate adapts), plans each tensor's type with
-//! [`plan_quantization`](crate::plan::plan_quantization), converts the tensors one at a time
-//! (so peak memory stays near one tensor in f32 plus its output) and streams them into a new
-//! GGUF file. The output is written to a temporary file beside the target and renamed at the
+//! checkpoint another crate adapts) and plans each tensor's type with
+//! [`plan_quantization`](crate::plan::plan_quantization). It converts the tensors one at a
+//! time, so peak memory stays near one tensor in f32 plus its output, and streams them into a
+//! new GGUF file. The output is written to a temporary file beside the target and renamed at the
 //! end, so a failure never leaves a partial file at the output path.
 //!
 //! The output matches llama-quantize's: tensors in its order, the same metadata changes
@@ -34,7 +34,7 @@ const MAX_RECORDED_NAME_BYTES: usize = 127;
 /// Split keys that describe the input's shards and are dropped from a single-file output.
 const SPLIT_KEYS: [&str; 3] = ["split.no", "split.count", "split.tensors.count"];
 
-/// What to produce.
+/// Settings of a quantization run.
 #[derive(Debug, Clone)]
 pub struct QuantizeOptions {
     pub file_type: FileType,
@@ -61,7 +61,7 @@ pub enum Progress<'a> {
     TensorDone { index: usize, tensor: &'a TensorPlan, input_bytes: u64, output_bytes: u64, used_imatrix: bool },
 }
 
-/// What [`quantize_model`] did.
+/// Summary of a finished [`quantize_model`] run.
 #[derive(Debug, Clone)]
 pub struct QuantizeReport {
     pub plan: QuantPlan,
