@@ -42,8 +42,8 @@ impl Header {
         }
         let version = check_version(c.u32(|| "version".to_string())?)?;
 
-        let n_tensors = read_count(&mut c, "tensor count", MIN_TENSOR_INFO_BYTES)?;
-        let n_kv = read_count(&mut c, "metadata pair count", MIN_KV_RECORD_BYTES)?;
+        let n_tensors = read_count(&mut c, "tensor count")?;
+        let n_kv = read_count(&mut c, "metadata pair count")?;
 
         let metadata = read_metadata(&mut c, n_kv)?;
         let alignment = alignment_of(&metadata)?;
@@ -74,13 +74,13 @@ fn check_version(version: u32) -> Result<u32, GgufError> {
     }
 }
 
-/// Reads a 64-bit record count and proves that `count` records of at least `min_record_bytes`
-/// each fit in the bytes left, so that allocating `count` entries is bounded by the input size.
-fn read_count(c: &mut Cursor<'_>, field: &str, min_record_bytes: u64) -> Result<u64, GgufError> {
+/// Reads a 64-bit record count. llama.cpp stores the counts as i64 and rejects negative
+/// values; a count larger than the file is left to fail at the first missing record, with
+/// an error that names that record.
+fn read_count(c: &mut Cursor<'_>, field: &str) -> Result<u64, GgufError> {
     let offset = c.offset();
     let count = c.u64(|| field.to_string())?;
 
-    // llama.cpp stores the counts as i64 and rejects negative values.
     if count > i64::MAX as u64 {
         return Err(GgufError::CountTooLarge {
             field: field.to_string(),
@@ -89,24 +89,20 @@ fn read_count(c: &mut Cursor<'_>, field: &str, min_record_bytes: u64) -> Result<
             reason: "it is negative as a signed 64-bit count".to_string(),
         });
     }
-    let remaining = c.remaining();
-    if count > remaining / min_record_bytes {
-        return Err(GgufError::CountTooLarge {
-            field: field.to_string(),
-            count,
-            offset,
-            reason: format!(
-                "each record takes at least {min_record_bytes} bytes and only {remaining} bytes are left"
-            ),
-        });
-    }
     Ok(count)
 }
 
-fn read_metadata(c: &mut Cursor<'_>, n_kv: u64) -> Result<Metadata, GgufError> {
-    let mut metadata = Metadata::new();
+/// Returns a capacity for `count` records that is bounded by the input size: each record
+/// takes at least `min_record_bytes`, so no more than `remaining / min_record_bytes` fit.
+fn bounded_capacity(c: &Cursor<'_>, count: u64, min_record_bytes: u64) -> usize {
+    count.min(c.remaining() / min_record_bytes) as usize
+}
 
-    for index in 0..n_kv as usize {
+fn read_metadata(c: &mut Cursor<'_>, n_kv: u64) -> Result<Metadata, GgufError> {
+    let mut metadata = Metadata::with_capacity(bounded_capacity(c, n_kv, MIN_KV_RECORD_BYTES));
+
+    for index in 0..n_kv {
+        let index = index as usize;
         let key = c.string(|| format!("key of metadata pair {index}"))?.to_string();
         if key.is_empty() {
             return Err(GgufError::EmptyKey { index });
@@ -136,11 +132,12 @@ fn read_tensor_infos(
     c: &mut Cursor<'_>,
     n_tensors: u64,
 ) -> Result<(Vec<TensorInfo>, HashMap<String, usize>), GgufError> {
-    let n = n_tensors as usize;
-    let mut tensors = Vec::with_capacity(n);
-    let mut index = HashMap::with_capacity(n);
+    let capacity = bounded_capacity(c, n_tensors, MIN_TENSOR_INFO_BYTES);
+    let mut tensors = Vec::with_capacity(capacity);
+    let mut index = HashMap::with_capacity(capacity);
 
-    for i in 0..n {
+    for i in 0..n_tensors {
+        let i = i as usize;
         let info = read_tensor_info(c, i)?;
         if index.insert(info.name.clone(), i).is_some() {
             return Err(GgufError::DuplicateTensorName { name: info.name });

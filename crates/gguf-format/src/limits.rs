@@ -30,13 +30,13 @@ pub const MAX_DIMS: usize = 4;
 /// a file with a 64-byte name would not load in llama.cpp.
 pub const MAX_TENSOR_NAME_LEN: usize = 63;
 
-/// Smallest possible metadata record: an 8-byte key length, a 1-byte key (keys are never
-/// empty), a 4-byte value type and a 1-byte value. Used to bound the KV count by the file size.
-pub(crate) const MIN_KV_RECORD_BYTES: u64 = 8 + 1 + 4 + 1;
+/// Smallest metadata record the parser consumes: an 8-byte key length, a 4-byte value type
+/// and a 1-byte value (an empty key is read, then rejected). Bounds preallocation by file size.
+pub(crate) const MIN_KV_RECORD_BYTES: u64 = 8 + 4 + 1;
 
-/// Smallest possible tensor-info record: an 8-byte name length, a 1-byte name, a 4-byte
-/// n_dims, one 8-byte dimension, a 4-byte type and an 8-byte offset.
-pub(crate) const MIN_TENSOR_INFO_BYTES: u64 = 8 + 1 + 4 + 8 + 4 + 8;
+/// Smallest tensor-info record the parser consumes: an 8-byte name length, a 4-byte n_dims,
+/// a 4-byte type and an 8-byte offset. Bounds preallocation by file size.
+pub(crate) const MIN_TENSOR_INFO_BYTES: u64 = 8 + 4 + 4 + 8;
 
 /// Rounds `offset` up to the next multiple of `alignment` (a power of two); `None` on overflow.
 pub(crate) fn align_up(offset: u64, alignment: u64) -> Option<u64> {

@@ -87,6 +87,11 @@ impl Metadata {
         Self::default()
     }
 
+    /// Creates empty metadata with room for `capacity` pairs.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Metadata { pairs: Vec::with_capacity(capacity), index: HashMap::with_capacity(capacity) }
+    }
+
     /// Returns the number of key-value pairs.
     pub fn len(&self) -> usize {
         self.pairs.len()
