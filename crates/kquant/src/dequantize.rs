@@ -1,10 +1,13 @@
 //! Dequantization of ggml rows back to f32, rows in parallel.
 
+use bytemuck::Pod;
 use gguf_format::GgmlType;
 use rayon::prelude::*;
 
+use crate::blocks::{BlockQ8K, BlockQ8_1, QK};
 use crate::dispatch::dispatch_weight_type;
 use crate::error::QuantError;
+use crate::q8_1::dequantize_row_q8_1;
 use crate::traits::QuantBlock;
 use crate::validate::validate_row_data;
 
@@ -15,6 +18,8 @@ const MIN_ELEMENTS_PER_TASK: usize = 1 << 14;
 /// bit as ggml's `to_float` does.
 ///
 /// `data` may have any alignment, for example a slice of a memory-mapped GGUF file.
+/// Besides the types of [`crate::is_supported`], the activation formats Q8_1 and Q8_K can
+/// be dequantized.
 ///
 /// # Errors
 ///
@@ -39,8 +44,7 @@ pub fn dequantize(ggml_type: GgmlType, data: &[u8], n_per_row: usize) -> Result<
     let row_bytes = check_inputs(ggml_type, data, n_per_row)?;
 
     let mut dst = vec![0.0f32; data.len() / row_bytes * n_per_row];
-    dispatch_weight_type!(ggml_type, dequantize_rows(data, n_per_row, &mut dst))
-        .ok_or(QuantError::UnsupportedType(ggml_type))?;
+    dequantize_checked(ggml_type, data, n_per_row, &mut dst)?;
     Ok(dst)
 }
 
@@ -58,16 +62,12 @@ pub fn dequantize_into(ggml_type: GgmlType, data: &[u8], n_per_row: usize, dst: 
         return Err(QuantError::OutputLength { expected, found: dst.len() });
     }
 
-    dispatch_weight_type!(ggml_type, dequantize_rows(data, n_per_row, dst))
-        .ok_or(QuantError::UnsupportedType(ggml_type))
+    dequantize_checked(ggml_type, data, n_per_row, dst)
 }
 
 /// Checks the inputs of a dequantization and returns the size of one row in bytes.
 fn check_inputs(ggml_type: GgmlType, data: &[u8], n_per_row: usize) -> Result<usize, QuantError> {
-    fn dequantizable<B: QuantBlock>() -> bool {
-        true
-    }
-    if dispatch_weight_type!(ggml_type, dequantizable()).is_none() {
+    if !is_dequantizable(ggml_type) {
         return Err(QuantError::UnsupportedType(ggml_type));
     }
 
@@ -88,21 +88,51 @@ fn check_inputs(ggml_type: GgmlType, data: &[u8], n_per_row: usize) -> Result<us
     Ok(row_bytes)
 }
 
+/// Returns true for the types [`dequantize_checked`] handles.
+fn is_dequantizable(ggml_type: GgmlType) -> bool {
+    fn dequantizable<B: QuantBlock>() -> bool {
+        true
+    }
+    matches!(ggml_type, GgmlType::Q8_1 | GgmlType::Q8_K) || dispatch_weight_type!(ggml_type, dequantizable()).is_some()
+}
+
+/// Dequantizes inputs that [`check_inputs`] accepted.
+fn dequantize_checked(ggml_type: GgmlType, data: &[u8], n_per_row: usize, dst: &mut [f32]) -> Result<(), QuantError> {
+    let done = match ggml_type {
+        GgmlType::Q8_1 => Some(dequantize_rows_with::<BlockQ8_1>(data, n_per_row, QK, dst, dequantize_row_q8_1)),
+        GgmlType::Q8_K => Some(dequantize_rows::<BlockQ8K>(data, n_per_row, dst)),
+        _ => dispatch_weight_type!(ggml_type, dequantize_rows(data, n_per_row, dst)),
+    };
+    done.ok_or(QuantError::UnsupportedType(ggml_type))
+}
+
 /// Dequantizes every row of `data` into the matching row of `dst` with block type `B`.
 fn dequantize_rows<B: QuantBlock>(data: &[u8], n_per_row: usize, dst: &mut [f32]) {
-    let row_bytes = n_per_row / B::BLOCK_SIZE * std::mem::size_of::<B>();
+    dequantize_rows_with::<B>(data, n_per_row, B::BLOCK_SIZE, dst, B::dequantize_row);
+}
+
+/// Dequantizes every row of `data` into the matching row of `dst` with `dequantize_row`,
+/// a function over blocks of `B` that each encode `block_size` elements.
+fn dequantize_rows_with<B: Pod + Send + Sync>(
+    data: &[u8],
+    n_per_row: usize,
+    block_size: usize,
+    dst: &mut [f32],
+    dequantize_row: fn(&[B], &mut [f32]),
+) {
+    let row_bytes = n_per_row / block_size * std::mem::size_of::<B>();
     let min_rows_per_task = (MIN_ELEMENTS_PER_TASK / n_per_row).max(1);
 
     dst.par_chunks_mut(n_per_row)
         .zip(data.par_chunks(row_bytes))
         .with_min_len(min_rows_per_task)
         .for_each(|(out, row)| match bytemuck::try_cast_slice::<u8, B>(row) {
-            Ok(blocks) => B::dequantize_row(blocks, out),
+            Ok(blocks) => dequantize_row(blocks, out),
             Err(_) => {
                 // `data` is not aligned for `B` (an mmap offset, say): copy into an aligned buffer.
                 let mut blocks = vec![B::zeroed(); row.len() / std::mem::size_of::<B>()];
                 bytemuck::cast_slice_mut::<B, u8>(&mut blocks).copy_from_slice(row);
-                B::dequantize_row(&blocks, out);
+                dequantize_row(&blocks, out);
             }
         });
 }
