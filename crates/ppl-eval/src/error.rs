@@ -110,6 +110,18 @@ pub enum PplError {
         reason: String,
     },
 
+    /// The model file carries no tokenizer, so text cannot be turned into tokens.
+    #[error("the model has no tokenizer; use a GGUF file with tokenizer.ggml.* metadata or pass token ids")]
+    MissingTokenizer,
+
+    /// The tokenizer failed on the input text.
+    #[error("tokenizing the input text failed: {source}")]
+    Tokenize {
+        /// The tokenizer's error.
+        #[source]
+        source: BoxError,
+    },
+
     /// An I/O operation failed on a file.
     #[error("I/O error on {path}: {source}")]
     Io {
