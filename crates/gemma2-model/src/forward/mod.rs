@@ -1,0 +1,238 @@
+//! The Gemma 2 / Gemma 3 graph, evaluated for a whole batch of tokens at once.
+
+mod attention;
+mod gelu;
+mod matmul;
+mod norm;
+mod rope;
+
+use crate::error::ModelError;
+use crate::hook::MatmulHook;
+use crate::{Model, Numerics};
+
+use attention::{attention, AttentionParams};
+use matmul::matmul;
+use norm::{rms_norm_rows, rms_norm_rows_into};
+use rope::RopeTable;
+
+/// Activation buffers of one forward pass, sized for `n` tokens.
+struct Scratch {
+    /// The residual stream, `n x n_embd`.
+    residual: Vec<f32>,
+    /// A normalized copy of the residual, `n x n_embd`.
+    normed: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    /// Output of a projection back to `n_embd` (attention output, FFN down).
+    proj: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+}
+
+impl Model {
+    /// Evaluates `tokens` at positions `0..tokens.len()` (a fresh context) and returns the
+    /// logits of positions `logits_from..tokens.len()`, row-major with `n_vocab` values per
+    /// row.
+    ///
+    /// The whole sequence is one batch, as llama.cpp evaluates a perplexity chunk. Asking
+    /// only for the last rows saves most of the LM head's cost. `hook`, when set, observes
+    /// the input of every weight matmul (see [`MatmulHook`]).
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidInput`] for an empty `tokens` or `logits_from > tokens.len()`,
+    /// [`ModelError::TokenOutOfRange`] for a token id `>= n_vocab`, and
+    /// [`ModelError::InvalidInput`] when a logit comes out non-finite (a corrupt weight).
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        logits_from: usize,
+        mut hook: Option<&mut dyn MatmulHook>,
+    ) -> Result<Vec<f32>, ModelError> {
+        let config = &self.config;
+        let n = tokens.len();
+        if n == 0 {
+            return Err(ModelError::InvalidInput("no tokens to evaluate".into()));
+        }
+        if logits_from > n {
+            return Err(ModelError::InvalidInput(format!(
+                "logits_from {logits_from} is past the end of {n} tokens"
+            )));
+        }
+        if let Some((position, &token)) = tokens
+            .iter()
+            .enumerate()
+            .find(|(_, &t)| t as usize >= config.n_vocab)
+        {
+            return Err(ModelError::TokenOutOfRange {
+                token,
+                position,
+                n_vocab: config.n_vocab,
+            });
+        }
+
+        let n_embd = config.n_embd;
+        let q_dim = config.n_head * config.head_dim;
+        let kv_dim = config.n_head_kv * config.head_dim;
+        let mut s = Scratch {
+            residual: vec![0.0; n * n_embd],
+            normed: vec![0.0; n * n_embd],
+            q: vec![0.0; n * q_dim],
+            k: vec![0.0; n * kv_dim],
+            v: vec![0.0; n * kv_dim],
+            attn: vec![0.0; n * q_dim],
+            proj: vec![0.0; n * n_embd],
+            gate: vec![0.0; n * config.n_ff],
+            up: vec![0.0; n * config.n_ff],
+        };
+
+        self.embed(tokens, &mut s.residual)?;
+
+        let (base, factor) = config.rope_params(0);
+        let rope_local = RopeTable::new(n, config.head_dim, base, factor, self.numerics);
+        let global_layer = config.swa_pattern - 1;
+        let (base, factor) = config.rope_params(global_layer);
+        let rope_global = RopeTable::new(n, config.head_dim, base, factor, self.numerics);
+
+        for il in 0..config.n_layer {
+            let rope = if config.is_sliding(il) { &rope_local } else { &rope_global };
+            self.layer(il, n, rope, &mut s, &mut hook)?;
+        }
+
+        self.output_logits(&s.residual[logits_from * n_embd..], n - logits_from, &mut hook)
+    }
+
+    /// Writes `token_embd` rows scaled by `sqrt(n_embd)` into `out`.
+    fn embed(&self, tokens: &[u32], out: &mut [f32]) -> Result<(), ModelError> {
+        let n_embd = self.config.n_embd;
+        // llama.cpp scales by sqrtf(n_embd) in f32 (transformers rounds it to the activation
+        // dtype, which is the same in f32).
+        let scale = (n_embd as f32).sqrt();
+        for (&token, row) in tokens.iter().zip(out.chunks_exact_mut(n_embd)) {
+            self.weights.token_embd.dequantize_row(token as usize, row)?;
+            for value in row.iter_mut() {
+                *value *= scale;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs transformer block `il` on the residual stream in `s.residual`.
+    fn layer(
+        &self,
+        il: usize,
+        n: usize,
+        rope: &RopeTable,
+        s: &mut Scratch,
+        hook: &mut Option<&mut dyn MatmulHook>,
+    ) -> Result<(), ModelError> {
+        let config = &self.config;
+        let layer = &self.weights.layers[il];
+        let eps = config.rms_eps;
+        let head_dim = config.head_dim;
+
+        // Attention block: pre-norm, projections, per-head norm (Gemma 3), RoPE, scale.
+        rms_norm_rows_into(&s.residual, &layer.attn_norm, eps, &mut s.normed);
+        matmul(&layer.attn_q, &s.normed, n, &mut s.q, hook)?;
+        matmul(&layer.attn_k, &s.normed, n, &mut s.k, hook)?;
+        matmul(&layer.attn_v, &s.normed, n, &mut s.v, hook)?;
+
+        if let (Some(q_norm), Some(k_norm)) = (&layer.attn_q_norm, &layer.attn_k_norm) {
+            rms_norm_rows(&mut s.q, q_norm, eps);
+            rms_norm_rows(&mut s.k, k_norm, eps);
+        }
+
+        let q_dim = config.n_head * head_dim;
+        let kv_dim = config.n_head_kv * head_dim;
+        for (pos, row) in s.q.chunks_exact_mut(q_dim).enumerate() {
+            rope.apply(row, pos);
+            for value in row.iter_mut() {
+                *value *= config.query_scale;
+            }
+        }
+        for (pos, row) in s.k.chunks_exact_mut(kv_dim).enumerate() {
+            rope.apply(row, pos);
+        }
+
+        // llama.cpp stores K and V in its KV cache, whose default type is F16.
+        if self.numerics == Numerics::LlamaCpp {
+            round_to_f16(&mut s.k);
+            round_to_f16(&mut s.v);
+        }
+
+        let params = AttentionParams {
+            n_head: config.n_head,
+            n_head_kv: config.n_head_kv,
+            head_dim,
+            window: config.is_sliding(il).then_some(config.sliding_window),
+            softcap: config.attn_softcap,
+        };
+        attention(&params, &s.q, &s.k, &s.v, 0, &mut s.attn);
+
+        matmul(&layer.attn_output, &s.attn, n, &mut s.proj, hook)?;
+        rms_norm_rows(&mut s.proj, &layer.post_attention_norm, eps);
+        add_in_place(&mut s.residual, &s.proj);
+
+        // Feed-forward block: pre-norm, gated GELU, down projection, post-norm.
+        rms_norm_rows_into(&s.residual, &layer.ffn_norm, eps, &mut s.normed);
+        matmul(&layer.ffn_gate, &s.normed, n, &mut s.gate, hook)?;
+        matmul(&layer.ffn_up, &s.normed, n, &mut s.up, hook)?;
+        gelu::geglu_in_place(&mut s.gate, &s.up, self.numerics);
+        matmul(&layer.ffn_down, &s.gate, n, &mut s.proj, hook)?;
+        rms_norm_rows(&mut s.proj, &layer.post_ffw_norm, eps);
+        add_in_place(&mut s.residual, &s.proj);
+
+        Ok(())
+    }
+
+    /// Applies the final norm, the LM head and the final soft-cap to `n_out` residual rows.
+    fn output_logits(
+        &self,
+        residual: &[f32],
+        n_out: usize,
+        hook: &mut Option<&mut dyn MatmulHook>,
+    ) -> Result<Vec<f32>, ModelError> {
+        let config = &self.config;
+        let mut normed = vec![0.0; residual.len()];
+        rms_norm_rows_into(residual, &self.weights.output_norm, config.rms_eps, &mut normed);
+
+        let mut logits = vec![0.0; n_out * config.n_vocab];
+        if n_out == 0 {
+            return Ok(logits);
+        }
+        matmul(self.weights.lm_head(), &normed, n_out, &mut logits, hook)?;
+
+        if let Some(cap) = config.final_softcap {
+            // llama.cpp: scale by 1/cap, tanh, scale by cap.
+            let inv_cap = 1.0 / cap;
+            for value in logits.iter_mut() {
+                *value = (*value * inv_cap).tanh() * cap;
+            }
+        }
+
+        if let Some(bad) = logits.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::InvalidInput(format!(
+                "logit {} of output row {} is {}; the weights contain NaN or infinity",
+                bad % config.n_vocab,
+                bad / config.n_vocab,
+                logits[bad]
+            )));
+        }
+        Ok(logits)
+    }
+}
+
+/// Adds `delta` to `acc` element by element.
+fn add_in_place(acc: &mut [f32], delta: &[f32]) {
+    for (a, &d) in acc.iter_mut().zip(delta) {
+        *a += d;
+    }
+}
+
+/// Rounds every value to the nearest f16, keeping it as f32.
+fn round_to_f16(values: &mut [f32]) {
+    for value in values.iter_mut() {
+        *value = half::f16::from_f32(*value).to_f32();
+    }
+}

@@ -1,0 +1,106 @@
+//! Rotary position embeddings in NeoX layout (dimension `i` pairs with `i + head_dim/2`).
+
+use crate::Numerics;
+
+/// Cosines and sines for positions `0..n_pos` and the `head_dim / 2` frequency pairs.
+pub(crate) struct RopeTable {
+    half: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl RopeTable {
+    /// Builds the table for RoPE base `base`, linear scaling factor `factor` (positions
+    /// divided by it) and rotary dimension `n_dims`.
+    ///
+    /// [`Numerics::LlamaCpp`] follows ggml's `rope_cache_init`: the angle of pair `i` is the
+    /// running product `p * base^(-2/n_dims) * ... ` in f32, times `1/factor`.
+    /// [`Numerics::Reference`] follows Hugging Face transformers: `p * inv_freq[i]` with
+    /// `inv_freq[i] = 1 / base^(2i/n_dims) / factor`.
+    pub(crate) fn new(n_pos: usize, n_dims: usize, base: f32, factor: f32, numerics: Numerics) -> RopeTable {
+        let half = n_dims / 2;
+        let mut cos = vec![0.0; n_pos * half];
+        let mut sin = vec![0.0; n_pos * half];
+
+        match numerics {
+            Numerics::LlamaCpp => {
+                let theta_scale = base.powf(-2.0 / n_dims as f32);
+                let freq_scale = 1.0 / factor;
+                for p in 0..n_pos {
+                    let mut theta = p as f32;
+                    for i in 0..half {
+                        let angle = freq_scale * theta;
+                        cos[p * half + i] = angle.cos();
+                        sin[p * half + i] = angle.sin();
+                        theta *= theta_scale;
+                    }
+                }
+            }
+            Numerics::Reference => {
+                let inv_freq: Vec<f32> = (0..half)
+                    .map(|i| 1.0 / base.powf((2 * i) as f32 / n_dims as f32) / factor)
+                    .collect();
+                for p in 0..n_pos {
+                    for (i, &f) in inv_freq.iter().enumerate() {
+                        let angle = p as f32 * f;
+                        cos[p * half + i] = angle.cos();
+                        sin[p * half + i] = angle.sin();
+                    }
+                }
+            }
+        }
+        RopeTable { half, cos, sin }
+    }
+
+    /// Rotates every head of `row` (heads of `2 * half` values) for position `pos`.
+    pub(crate) fn apply(&self, row: &mut [f32], pos: usize) {
+        let half = self.half;
+        let cos = &self.cos[pos * half..(pos + 1) * half];
+        let sin = &self.sin[pos * half..(pos + 1) * half];
+        for head in row.chunks_exact_mut(2 * half) {
+            let (first, second) = head.split_at_mut(half);
+            for i in 0..half {
+                let x0 = first[i];
+                let x1 = second[i];
+                first[i] = x0 * cos[i] - x1 * sin[i];
+                second[i] = x0 * sin[i] + x1 * cos[i];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_zero_is_identity() {
+        let table = RopeTable::new(2, 8, 10_000.0, 1.0, Numerics::LlamaCpp);
+        let mut row = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        table.apply(&mut row, 0);
+        assert_eq!(row, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    }
+
+    #[test]
+    fn first_pair_rotates_by_position() {
+        let table = RopeTable::new(5, 4, 10_000.0, 1.0, Numerics::LlamaCpp);
+        let mut row = [1.0, 0.0, 0.0, 0.0];
+        table.apply(&mut row, 4);
+        // Pair 0 (dimensions 0 and 2) turns by 4 radians.
+        assert!((row[0] - 4f32.cos()).abs() < 1e-6);
+        assert!((row[2] - 4f32.sin()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn linear_factor_divides_position() {
+        let scaled = RopeTable::new(4097, 8, 1e6, 8.0, Numerics::LlamaCpp);
+        let plain = RopeTable::new(513, 8, 1e6, 1.0, Numerics::LlamaCpp);
+        let mut a = [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5];
+        let mut b = a;
+        scaled.apply(&mut a, 4096);
+        plain.apply(&mut b, 512);
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Weight tensors as the forward pass sees them: a ggml type, a 2-D shape and bytes that are
+//! either owned or borrowed from a memory-mapped GGUF file.
+
+use std::sync::Arc;
+
+use gguf_format::GgmlType;
+
+use crate::error::ModelError;
+
+/// Bytes of one tensor.
+#[derive(Clone)]
+pub(crate) enum TensorData {
+    /// Converted or copied bytes (Hugging Face import, tests).
+    Owned(Arc<Vec<u8>>),
+    /// A byte range of a memory-mapped file that stays alive as long as the tensor.
+    Mapped {
+        map: Arc<memmap2::Mmap>,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl TensorData {
+    /// Returns the tensor's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            TensorData::Owned(bytes) => bytes,
+            TensorData::Mapped { map, start, len } => &map[*start..*start + *len],
+        }
+    }
+}
+
+impl std::fmt::Debug for TensorData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TensorData::Owned(bytes) => write!(f, "Owned({} bytes)", bytes.len()),
+            TensorData::Mapped { start, len, .. } => write!(f, "Mapped({start}..+{len})"),
+        }
+    }
+}
+
+/// A tensor as found in a file, before the model checks its role and shape.
+#[derive(Debug, Clone)]
+pub(crate) struct RawTensor {
+    pub ggml_type: GgmlType,
+    /// Dimensions, `ne[0]` (the contiguous one) first.
+    pub dims: Vec<u64>,
+    pub data: TensorData,
+}
+
+/// A weight matrix of `n_rows` rows of `n_cols` elements (`ne[0] = n_cols`).
+#[derive(Debug, Clone)]
+pub(crate) struct WeightTensor {
+    /// GGUF name, such as `blk.3.ffn_down.weight`.
+    pub name: String,
+    pub ggml_type: GgmlType,
+    pub n_cols: usize,
+    pub n_rows: usize,
+    pub data: TensorData,
+}
+
+impl WeightTensor {
+    /// Returns the bytes of the whole matrix.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.data.bytes()
+    }
+
+    /// Returns the number of bytes of one row.
+    pub(crate) fn row_bytes(&self) -> usize {
+        self.n_cols / self.ggml_type.block_size() * self.ggml_type.type_size()
+    }
+
+    /// Dequantizes row `row` into `out` (`n_cols` values).
+    pub(crate) fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<(), ModelError> {
+        let row_bytes = self.row_bytes();
+        let bytes = &self.bytes()[row * row_bytes..(row + 1) * row_bytes];
+        decode_to_f32(&self.name, self.ggml_type, bytes, self.n_cols, out)
+    }
+}
+
+/// Converts `bytes` of type `ggml_type` (rows of `n_per_row`) into f32 values in `out`.
+pub(crate) fn decode_to_f32(
+    name: &str,
+    ggml_type: GgmlType,
+    bytes: &[u8],
+    _n_per_row: usize,
+    out: &mut [f32],
+) -> Result<(), ModelError> {
+    match ggml_type {
+        GgmlType::F32 => {
+            for (value, chunk) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *value = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            }
+        }
+        GgmlType::F16 => {
+            for (value, chunk) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *value = half::f16::from_le_bytes([chunk[0], chunk[1]]).to_f32();
+            }
+        }
+        GgmlType::BF16 => {
+            for (value, chunk) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *value = half::bf16::from_le_bytes([chunk[0], chunk[1]]).to_f32();
+            }
+        }
+        other => {
+            return Err(ModelError::UnsupportedTensorType {
+                name: name.to_owned(),
+                ggml_type: other,
+                reason: "only F32, F16 and BF16 can be decoded".into(),
+            });
+        }
+    }
+    Ok(())
+}
