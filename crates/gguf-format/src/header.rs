@@ -23,6 +23,7 @@ pub(crate) struct Header {
     pub(crate) version: u32,
     pub(crate) alignment: u64,
     pub(crate) data_offset: u64,
+    pub(crate) header_len: u64,
     pub(crate) metadata: Metadata,
     pub(crate) tensors: Vec<TensorInfo>,
     pub(crate) tensor_index: HashMap<String, usize>,
@@ -48,14 +49,15 @@ impl Header {
         let metadata = read_metadata(&mut c, n_kv)?;
         let alignment = alignment_of(&metadata)?;
         let (tensors, tensor_index) = read_tensor_infos(&mut c, n_tensors)?;
+        let header_len = c.offset();
 
-        let data_offset = align_up(c.offset(), alignment).ok_or(GgufError::DataSectionPastEnd {
+        let data_offset = align_up(header_len, alignment).ok_or(GgufError::DataSectionPastEnd {
             data_offset: u64::MAX,
             file_len: bytes.len() as u64,
         })?;
         check_layout(&tensors, alignment, data_offset, bytes.len() as u64)?;
 
-        Ok(Header { version, alignment, data_offset, metadata, tensors, tensor_index })
+        Ok(Header { version, alignment, data_offset, header_len, metadata, tensors, tensor_index })
     }
 
     pub(crate) fn tensor(&self, name: &str) -> Option<&TensorInfo> {

@@ -47,6 +47,12 @@ impl<'a> GgufView<'a> {
         self.header.data_offset
     }
 
+    /// Returns the byte length of the header, from the magic to the end of the last tensor
+    /// info; the padding up to [`data_offset`](Self::data_offset) follows it.
+    pub fn header_len(&self) -> u64 {
+        self.header.header_len
+    }
+
     /// Returns the metadata, in file order.
     pub fn metadata(&self) -> &Metadata {
         &self.header.metadata
