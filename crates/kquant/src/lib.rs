@@ -43,14 +43,17 @@
 //! [`quantize`] and [`dequantize`] split the matrix into whole rows on the current rayon
 //! thread pool. Rows are independent, so the result does not depend on the thread count.
 
+pub mod activation;
 pub mod blocks;
 mod dequantize;
 mod dispatch;
+pub mod dot;
 mod error;
 mod float;
 mod imatrix_weights;
 mod iq4_nl;
 mod iq4_xs;
+mod matmul;
 mod packing;
 mod q2_k;
 mod q3_k;
@@ -72,8 +75,13 @@ pub(crate) mod solvers;
 mod traits;
 
 pub use dequantize::{dequantize, dequantize_into};
+pub use dot::{vec_dot_type, Isa, VecDot};
 pub use error::QuantError;
 pub use gguf_format::GgmlType;
+pub use matmul::{
+    matmul, matmul_quantized, matmul_quantized_with_isa, quantize_activations,
+    QuantizedActivations, WeightMatrix,
+};
 pub use quantize::{is_supported, quantize, quantize_into, requires_imatrix};
 pub use traits::QuantBlock;
 pub use validate::validate_row_data;
