@@ -3,8 +3,9 @@
 //! `kquant` converts f32 weight matrices to the block formats that llama.cpp stores in
 //! GGUF files and back, producing the same bytes as ggml's `ggml_quantize_chunk` and the
 //! same floats as its `to_float` functions. Supported types: F32, F16, BF16, Q4_0, Q4_1,
-//! Q5_0, Q5_1, Q8_0, IQ4_NL and IQ4_XS (see [`is_supported`]). Each type is a `#[repr(C)]`
-//! block struct in [`blocks`] that implements [`QuantBlock`].
+//! Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS (see
+//! [`is_supported`]); [`dequantize`] also reads the activation formats Q8_1 and Q8_K.
+//! Each type is a `#[repr(C)]` block struct in [`blocks`] that implements [`QuantBlock`].
 //!
 //! A matrix is a row-major `&[f32]` of rows with `n_per_row` (ggml's `ne[0]`) elements.
 //! Blocks run along a row, so `n_per_row` must be a multiple of the type's block size
