@@ -8,8 +8,11 @@
 //! is what an importance matrix is collected from.
 
 mod config;
+mod convert;
 mod error;
 mod forward;
+mod gguf_config;
+mod gguf_load;
 mod hf;
 mod hf_config;
 mod hook;
@@ -22,7 +25,9 @@ pub use config::{
     Arch, Config, DEFAULT_ROPE_BASE, GEMMA2_DEFAULT_ATTN_SOFTCAP, GEMMA2_DEFAULT_FINAL_SOFTCAP,
     GEMMA2_DEFAULT_SLIDING_WINDOW, GEMMA2_SWA_PATTERN, GEMMA3_LOCAL_ROPE_BASE, GEMMA3_SWA_PATTERN,
 };
+pub use convert::{convert_hf_to_gguf, ConvertOptions, ConvertSummary};
 pub use error::ModelError;
+pub use gguf_format::GgmlType;
 pub use hook::MatmulHook;
 pub use model::{Model, DEFAULT_BOS_TOKEN, DEFAULT_EOS_TOKEN};
 

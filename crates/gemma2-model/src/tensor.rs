@@ -1,9 +1,9 @@
-//! Weight tensors as the forward pass sees them: a ggml type, a 2-D shape and bytes that are
+//! Weight tensors in the form the forward pass reads: a ggml type, a 2-D shape and bytes that are
 //! either owned or borrowed from a memory-mapped GGUF file.
 
 use std::sync::Arc;
 
-use gguf_format::GgmlType;
+use gguf_format::{GgmlType, GgufFile};
 
 use crate::error::ModelError;
 
@@ -12,12 +12,8 @@ use crate::error::ModelError;
 pub(crate) enum TensorData {
     /// Converted or copied bytes (Hugging Face import, tests).
     Owned(Arc<Vec<u8>>),
-    /// A byte range of a memory-mapped file that stays alive as long as the tensor.
-    Mapped {
-        map: Arc<memmap2::Mmap>,
-        start: usize,
-        len: usize,
-    },
+    /// Tensor `index` of a memory-mapped GGUF file, which stays open as long as the tensor.
+    Gguf { file: Arc<GgufFile>, index: usize },
 }
 
 impl TensorData {
@@ -25,7 +21,7 @@ impl TensorData {
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             TensorData::Owned(bytes) => bytes,
-            TensorData::Mapped { map, start, len } => &map[*start..*start + *len],
+            TensorData::Gguf { file, index } => file.tensor_data(&file.tensors()[*index]),
         }
     }
 }
@@ -34,7 +30,7 @@ impl std::fmt::Debug for TensorData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TensorData::Owned(bytes) => write!(f, "Owned({} bytes)", bytes.len()),
-            TensorData::Mapped { start, len, .. } => write!(f, "Mapped({start}..+{len})"),
+            TensorData::Gguf { index, .. } => write!(f, "Gguf(tensor {index})"),
         }
     }
 }
@@ -83,7 +79,7 @@ pub(crate) fn decode_to_f32(
     name: &str,
     ggml_type: GgmlType,
     bytes: &[u8],
-    _n_per_row: usize,
+    n_per_row: usize,
     out: &mut [f32],
 ) -> Result<(), ModelError> {
     match ggml_type {
@@ -103,11 +99,10 @@ pub(crate) fn decode_to_f32(
             }
         }
         other => {
-            return Err(ModelError::UnsupportedTensorType {
+            kquant::dequantize_into(other, bytes, n_per_row, out).map_err(|e| ModelError::Kernel {
                 name: name.to_owned(),
-                ggml_type: other,
-                reason: "only F32, F16 and BF16 can be decoded".into(),
-            });
+                message: e.to_string(),
+            })?;
         }
     }
     Ok(())

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gemma2_model::{Model, Numerics};
+use gemma2_model::{convert_hf_to_gguf, ConvertOptions, GgmlType, Model, Numerics};
 
 /// Largest accepted difference from transformers' f32 logits.
 const TOLERANCE: f32 = 1e-4;
@@ -81,6 +81,30 @@ fn safetensors_logits_match_transformers() {
         let logits = model.forward(&reference.input_ids, 0, None).unwrap();
         let diff = max_abs_diff(&logits, &reference.logits);
         println!("{}: safetensors max abs diff {diff:.3e}", dir.display());
+        assert!(diff <= TOLERANCE, "{}: max abs diff {diff}", dir.display());
+    }
+}
+
+#[test]
+fn gguf_f32_logits_match_transformers() {
+    let temp = tempfile::tempdir().unwrap();
+    for dir in reference_dirs() {
+        let reference = read_reference(&dir);
+        let gguf = temp.path().join(format!("{}.gguf", dir.file_name().unwrap().to_string_lossy()));
+        let options = ConvertOptions {
+            out_type: Some(GgmlType::F32),
+            name: None,
+        };
+        let summary = convert_hf_to_gguf(&dir, &gguf, &options).unwrap();
+        assert!(summary.n_tensors > 0);
+
+        let model = Model::from_gguf(&gguf).unwrap().with_numerics(Numerics::Reference);
+        let from_hf = Model::from_hf_dir(&dir).unwrap();
+        assert_eq!(model.config(), from_hf.config(), "{}: configs differ", dir.display());
+
+        let logits = model.forward(&reference.input_ids, 0, None).unwrap();
+        let diff = max_abs_diff(&logits, &reference.logits);
+        println!("{}: GGUF F32 max abs diff {diff:.3e}", dir.display());
         assert!(diff <= TOLERANCE, "{}: max abs diff {diff}", dir.display());
     }
 }
