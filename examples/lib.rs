@@ -1,0 +1,2 @@
+//! Command-line tools of the gemma-quant workspace, one `[[example]]` each; run them with
+//! `cargo run --release --example <name> -- --help`. This library is empty.
