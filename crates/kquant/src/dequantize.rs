@@ -24,8 +24,8 @@ const MIN_ELEMENTS_PER_TASK: usize = 1 << 14;
 /// # Errors
 ///
 /// - [`QuantError::UnsupportedType`] for a type without a dequantizer here.
-/// - [`QuantError::EmptyRow`] or [`QuantError::RowLength`] when `n_per_row` is 0 or not a
-///   multiple of the block size.
+/// - [`QuantError::EmptyRow`], [`QuantError::RowLength`] or [`QuantError::RowTooLong`]
+///   when `n_per_row` is 0, not a multiple of the block size, or too large to address.
 /// - [`QuantError::DataLength`] when `data` is not a whole number of rows.
 /// - [`QuantError::NonFiniteData`] naming the first block whose scale (or, for F32, F16
 ///   and BF16, whose value) is NaN or infinite; nothing is dequantized then.
@@ -40,7 +40,11 @@ const MIN_ELEMENTS_PER_TASK: usize = 1 << 14;
 /// assert_eq!(dequantize(GgmlType::Q4_0, &bytes, 32)?, row);
 /// # Ok::<(), kquant::QuantError>(())
 /// ```
-pub fn dequantize(ggml_type: GgmlType, data: &[u8], n_per_row: usize) -> Result<Vec<f32>, QuantError> {
+pub fn dequantize(
+    ggml_type: GgmlType,
+    data: &[u8],
+    n_per_row: usize,
+) -> Result<Vec<f32>, QuantError> {
     let row_bytes = check_inputs(ggml_type, data, n_per_row)?;
 
     let mut dst = vec![0.0f32; data.len() / row_bytes * n_per_row];
@@ -54,12 +58,20 @@ pub fn dequantize(ggml_type: GgmlType, data: &[u8], n_per_row: usize) -> Result<
 ///
 /// The errors of [`dequantize`], and [`QuantError::OutputLength`] when `dst` has the
 /// wrong length. `dst` is untouched after any error.
-pub fn dequantize_into(ggml_type: GgmlType, data: &[u8], n_per_row: usize, dst: &mut [f32]) -> Result<(), QuantError> {
+pub fn dequantize_into(
+    ggml_type: GgmlType,
+    data: &[u8],
+    n_per_row: usize,
+    dst: &mut [f32],
+) -> Result<(), QuantError> {
     let row_bytes = check_inputs(ggml_type, data, n_per_row)?;
 
     let expected = data.len() / row_bytes * n_per_row;
     if dst.len() != expected {
-        return Err(QuantError::OutputLength { expected, found: dst.len() });
+        return Err(QuantError::OutputLength {
+            expected,
+            found: dst.len(),
+        });
     }
 
     dequantize_checked(ggml_type, data, n_per_row, dst)
@@ -76,12 +88,24 @@ fn check_inputs(ggml_type: GgmlType, data: &[u8], n_per_row: usize) -> Result<us
         return Err(QuantError::EmptyRow);
     }
     if n_per_row % block_size != 0 {
-        return Err(QuantError::RowLength { n_per_row, ggml_type, block_size });
+        return Err(QuantError::RowLength {
+            n_per_row,
+            ggml_type,
+            block_size,
+        });
     }
 
-    let row_bytes = n_per_row / block_size * ggml_type.type_size();
+    let row_bytes = (n_per_row / block_size)
+        .checked_mul(ggml_type.type_size())
+        .ok_or(QuantError::RowTooLong {
+            n_per_row,
+            ggml_type,
+        })?;
     if data.len() % row_bytes != 0 {
-        return Err(QuantError::DataLength { expected: row_bytes, found: data.len() });
+        return Err(QuantError::DataLength {
+            expected: row_bytes,
+            found: data.len(),
+        });
     }
 
     validate_row_data(ggml_type, data)?;
@@ -93,13 +117,25 @@ fn is_dequantizable(ggml_type: GgmlType) -> bool {
     fn dequantizable<B: QuantBlock>() -> bool {
         true
     }
-    matches!(ggml_type, GgmlType::Q8_1 | GgmlType::Q8_K) || dispatch_weight_type!(ggml_type, dequantizable()).is_some()
+    matches!(ggml_type, GgmlType::Q8_1 | GgmlType::Q8_K)
+        || dispatch_weight_type!(ggml_type, dequantizable()).is_some()
 }
 
 /// Dequantizes inputs that [`check_inputs`] accepted.
-fn dequantize_checked(ggml_type: GgmlType, data: &[u8], n_per_row: usize, dst: &mut [f32]) -> Result<(), QuantError> {
+fn dequantize_checked(
+    ggml_type: GgmlType,
+    data: &[u8],
+    n_per_row: usize,
+    dst: &mut [f32],
+) -> Result<(), QuantError> {
     let done = match ggml_type {
-        GgmlType::Q8_1 => Some(dequantize_rows_with::<BlockQ8_1>(data, n_per_row, QK, dst, dequantize_row_q8_1)),
+        GgmlType::Q8_1 => Some(dequantize_rows_with::<BlockQ8_1>(
+            data,
+            n_per_row,
+            QK,
+            dst,
+            dequantize_row_q8_1,
+        )),
         GgmlType::Q8_K => Some(dequantize_rows::<BlockQ8K>(data, n_per_row, dst)),
         _ => dispatch_weight_type!(ggml_type, dequantize_rows(data, n_per_row, dst)),
     };

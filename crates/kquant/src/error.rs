@@ -25,6 +25,17 @@ pub enum QuantError {
         block_size: usize,
     },
 
+    /// One row's size in bytes overflows `usize`.
+    #[error(
+        "row length (ne0) {n_per_row} is too large: one row of {ggml_type} would not fit in memory"
+    )]
+    RowTooLong {
+        /// Elements per row (`ne[0]`).
+        n_per_row: usize,
+        /// The requested type.
+        ggml_type: GgmlType,
+    },
+
     /// The row length is zero.
     #[error("row length (ne0) is 0; a row needs at least one element")]
     EmptyRow,

@@ -45,7 +45,10 @@ fn quantize_block(x: &[f32], importance: Option<&[f32]>) -> BlockIQ4NL {
     let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
     let indices: [u8; QK] = std::array::from_fn(|j| nearest_code_index(id * x[j]));
 
-    BlockIQ4NL { d: f16_bits(scale), qs: pack_nibbles(&indices) }
+    BlockIQ4NL {
+        d: f16_bits(scale),
+        qs: pack_nibbles(&indices),
+    }
 }
 
 /// Returns `2 * mean(x^2)` over a (super-)block, the variance term of the imatrix weights.

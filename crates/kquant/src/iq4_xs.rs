@@ -4,7 +4,9 @@
 use gguf_format::GgmlType;
 
 use crate::blocks::{BlockIQ4XS, KVALUES_IQ4NL, QK, QK_K};
-use crate::iq4_nl::{fit_sub_block_scale, nearest_code_index, sub_block_weights, super_block_sigma2};
+use crate::iq4_nl::{
+    fit_sub_block_scale, nearest_code_index, sub_block_weights, super_block_sigma2,
+};
 use crate::packing::{f16_bits, f16_value, pack_nibbles};
 use crate::solvers::nearest_int;
 use crate::traits::QuantBlock;
@@ -59,7 +61,8 @@ fn quantize_super_block(x: &[f32], importance: Option<&[f32]>) -> BlockIQ4XS {
     let mut max_scale = 0.0f32;
     for (ib, scale) in scales.iter_mut().enumerate() {
         let xb = &x[ib * QK..(ib + 1) * QK];
-        let weights = sub_block_weights(xb, importance.map(|qw| &qw[ib * QK..(ib + 1) * QK]), sigma2);
+        let weights =
+            sub_block_weights(xb, importance.map(|qw| &qw[ib * QK..(ib + 1) * QK]), sigma2);
         *scale = fit_sub_block_scale(xb, &weights);
         if scale.abs() > amax_scale {
             amax_scale = scale.abs();
@@ -88,5 +91,10 @@ fn quantize_super_block(x: &[f32], importance: Option<&[f32]>) -> BlockIQ4XS {
         scales_h |= u16::from(stored >> 4) << (2 * ib);
     }
 
-    BlockIQ4XS { d: f16_bits(d), scales_h, scales_l, qs }
+    BlockIQ4XS {
+        d: f16_bits(d),
+        scales_h,
+        scales_l,
+        qs,
+    }
 }

@@ -4,7 +4,9 @@ use gguf_format::GgmlType;
 
 use crate::blocks::{BlockQ4_0, QK};
 use crate::imatrix_weights::{element_weights, row_sigma2};
-use crate::packing::{c_float_to_byte, f16_bits, f16_value, pack_nibbles, signed_absmax, unpack_codes};
+use crate::packing::{
+    c_float_to_byte, f16_bits, f16_value, pack_nibbles, signed_absmax, unpack_codes,
+};
 use crate::solvers::make_qx_quants;
 use crate::traits::QuantBlock;
 
@@ -58,7 +60,10 @@ fn quantize_block_ref(x: &[f32]) -> BlockQ4_0 {
         code.min(MAX_CODE as i8) as u8
     });
 
-    BlockQ4_0 { d: f16_bits(d), qs: pack_nibbles(&codes) }
+    BlockQ4_0 {
+        d: f16_bits(d),
+        qs: pack_nibbles(&codes),
+    }
 }
 
 /// Chooses each block's scale by weighted least squares, element weights
@@ -66,13 +71,20 @@ fn quantize_block_ref(x: &[f32]) -> BlockQ4_0 {
 fn quantize_row_weighted(row: &[f32], importance: &[f32], out: &mut [BlockQ4_0]) {
     let sigma2 = row_sigma2(row);
 
-    for ((block, x), qw) in out.iter_mut().zip(row.chunks_exact(QK)).zip(importance.chunks_exact(QK)) {
+    for ((block, x), qw) in out
+        .iter_mut()
+        .zip(row.chunks_exact(QK))
+        .zip(importance.chunks_exact(QK))
+    {
         let weights = element_weights(x, qw, sigma2);
 
         let mut codes = [0i8; QK];
         let d = make_qx_quants(CODE_OFFSET as i32, x, &mut codes, Some(&weights));
 
         let codes = codes.map(|c| c as u8);
-        *block = BlockQ4_0 { d: f16_bits(d), qs: pack_nibbles(&codes) };
+        *block = BlockQ4_0 {
+            d: f16_bits(d),
+            qs: pack_nibbles(&codes),
+        };
     }
 }

@@ -66,7 +66,11 @@ fn quantize_block_ref(x: &[f32]) -> BlockQ4_1 {
         code.min(MAX_CODE as i8) as u8
     });
 
-    BlockQ4_1 { d: f16_bits(d), m: f16_bits(min), qs: pack_nibbles(&codes) }
+    BlockQ4_1 {
+        d: f16_bits(d),
+        m: f16_bits(min),
+        qs: pack_nibbles(&codes),
+    }
 }
 
 /// Fits each block's scale and min by ggml's weighted grid search, element weights
@@ -74,12 +78,26 @@ fn quantize_block_ref(x: &[f32]) -> BlockQ4_1 {
 fn quantize_row_weighted(row: &[f32], importance: &[f32], out: &mut [BlockQ4_1]) {
     let sigma2 = row_sigma2(row);
 
-    for ((block, x), qw) in out.iter_mut().zip(row.chunks_exact(QK)).zip(importance.chunks_exact(QK)) {
+    for ((block, x), qw) in out
+        .iter_mut()
+        .zip(row.chunks_exact(QK))
+        .zip(importance.chunks_exact(QK))
+    {
         let weights = element_weights(x, qw, sigma2);
 
         let mut codes = [0u8; QK];
-        let fit = make_qkx3_quants(i32::from(MAX_CODE), x, Some(&weights), &mut codes, IMATRIX_SEARCH);
+        let fit = make_qkx3_quants(
+            i32::from(MAX_CODE),
+            x,
+            Some(&weights),
+            &mut codes,
+            IMATRIX_SEARCH,
+        );
 
-        *block = BlockQ4_1 { d: f16_bits(fit.scale), m: f16_bits(-fit.min), qs: pack_nibbles(&codes) };
+        *block = BlockQ4_1 {
+            d: f16_bits(fit.scale),
+            m: f16_bits(-fit.min),
+            qs: pack_nibbles(&codes),
+        };
     }
 }

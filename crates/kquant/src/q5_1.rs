@@ -4,7 +4,9 @@ use gguf_format::GgmlType;
 
 use crate::blocks::{BlockQ5_1, QK};
 use crate::imatrix_weights::{element_weights, row_sigma2};
-use crate::packing::{c_float_to_byte, f16_bits, f16_value, pack_fifth_bits, pack_nibbles, unpack_codes};
+use crate::packing::{
+    c_float_to_byte, f16_bits, f16_value, pack_fifth_bits, pack_nibbles, unpack_codes,
+};
 use crate::q4_1::min_max;
 use crate::solvers::{make_qkx3_quants, IMATRIX_SEARCH};
 use crate::traits::QuantBlock;
@@ -51,7 +53,12 @@ fn quantize_block_ref(x: &[f32]) -> BlockQ5_1 {
 
     let codes: [u8; QK] = std::array::from_fn(|j| c_float_to_byte((x[j] - min) * id + 0.5));
 
-    BlockQ5_1 { d: f16_bits(d), m: f16_bits(min), qh: pack_fifth_bits(&codes), qs: pack_nibbles(&codes) }
+    BlockQ5_1 {
+        d: f16_bits(d),
+        m: f16_bits(min),
+        qh: pack_fifth_bits(&codes),
+        qs: pack_nibbles(&codes),
+    }
 }
 
 /// Fits each block's scale and min by ggml's weighted grid search, element weights
@@ -59,11 +66,21 @@ fn quantize_block_ref(x: &[f32]) -> BlockQ5_1 {
 fn quantize_row_weighted(row: &[f32], importance: &[f32], out: &mut [BlockQ5_1]) {
     let sigma2 = row_sigma2(row);
 
-    for ((block, x), qw) in out.iter_mut().zip(row.chunks_exact(QK)).zip(importance.chunks_exact(QK)) {
+    for ((block, x), qw) in out
+        .iter_mut()
+        .zip(row.chunks_exact(QK))
+        .zip(importance.chunks_exact(QK))
+    {
         let weights = element_weights(x, qw, sigma2);
 
         let mut codes = [0u8; QK];
-        let fit = make_qkx3_quants(i32::from(MAX_CODE), x, Some(&weights), &mut codes, IMATRIX_SEARCH);
+        let fit = make_qkx3_quants(
+            i32::from(MAX_CODE),
+            x,
+            Some(&weights),
+            &mut codes,
+            IMATRIX_SEARCH,
+        );
 
         *block = BlockQ5_1 {
             d: f16_bits(fit.scale),

@@ -37,7 +37,10 @@ impl QuantBlock for BlockQ8_0 {
 /// Scales the block so that its largest magnitude maps to ±127 and rounds half away from
 /// zero (C's `roundf`), from the unrounded f32 scale.
 fn quantize_block(x: &[f32]) -> BlockQ8_0 {
-    let amax = x.iter().fold(0.0f32, |amax, v| if amax > v.abs() { amax } else { v.abs() });
+    let amax = x.iter().fold(
+        0.0f32,
+        |amax, v| if amax > v.abs() { amax } else { v.abs() },
+    );
     let d = amax / MAX_CODE;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
 

@@ -33,23 +33,28 @@ pub fn is_supported(ggml_type: GgmlType) -> bool {
 /// None of these types is supported by this crate; the function exists so that tools can
 /// report the requirement before they look for a quantizer.
 pub fn requires_imatrix(ggml_type: GgmlType) -> bool {
-    matches!(ggml_type, GgmlType::IQ2_XXS | GgmlType::IQ2_XS | GgmlType::IQ1_S)
+    matches!(
+        ggml_type,
+        GgmlType::IQ2_XXS | GgmlType::IQ2_XS | GgmlType::IQ1_S
+    )
 }
 
 /// Quantizes `src` (rows of `n_per_row` f32 values, row-major) to `ggml_type` and returns
 /// the bytes ggml's `ggml_quantize_chunk` writes for the same input.
 ///
-/// Rows are quantized in parallel on the current rayon thread pool; each row is
-/// independent, so the output is identical for any number of threads. `imatrix`, when
-/// given, contains one importance value per column (`n_per_row` values, the same vector for
-/// every row); the k-quants, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS use it, while F32,
-/// F16, BF16 and Q8_0 ignore it, as in ggml.
+/// Rows are quantized in parallel on the current rayon thread pool. Each row is
+/// independent, so the output is identical for any number of threads.
+///
+/// `imatrix`, when given, contains one importance value per column (`n_per_row` values,
+/// the same vector for every row). The k-quants, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS
+/// use it, while F32, F16, BF16 and Q8_0 ignore it, as in ggml.
 ///
 /// # Errors
 ///
 /// - [`QuantError::UnsupportedType`] when [`is_supported`] is false for `ggml_type`.
-/// - [`QuantError::EmptyRow`], [`QuantError::RowLength`] or [`QuantError::SourceLength`]
-///   when `n_per_row` is 0, not a multiple of the block size, or does not divide `src.len()`.
+/// - [`QuantError::EmptyRow`], [`QuantError::RowLength`], [`QuantError::RowTooLong`] or
+///   [`QuantError::SourceLength`] when `n_per_row` is 0, not a multiple of the block size,
+///   too large to address, or does not divide `src.len()`.
 /// - [`QuantError::ImatrixLength`], [`QuantError::ImatrixNonFinite`] or
 ///   [`QuantError::ImatrixNegative`] for an importance vector of the wrong length or with
 ///   a NaN, infinite or negative value.
@@ -100,7 +105,10 @@ pub fn quantize_into(
 
     let expected = src.len() / n_per_row * row_bytes;
     if dst.len() != expected {
-        return Err(QuantError::OutputLength { expected, found: dst.len() });
+        return Err(QuantError::OutputLength {
+            expected,
+            found: dst.len(),
+        });
     }
 
     quantize_checked(ggml_type, src, n_per_row, imatrix, dst)
@@ -122,27 +130,47 @@ fn check_inputs(
         return Err(QuantError::EmptyRow);
     }
     if n_per_row % block_size != 0 {
-        return Err(QuantError::RowLength { n_per_row, ggml_type, block_size });
+        return Err(QuantError::RowLength {
+            n_per_row,
+            ggml_type,
+            block_size,
+        });
     }
     if src.len() % n_per_row != 0 {
-        return Err(QuantError::SourceLength { len: src.len(), n_per_row });
+        return Err(QuantError::SourceLength {
+            len: src.len(),
+            n_per_row,
+        });
     }
+    let row_bytes = (n_per_row / block_size)
+        .checked_mul(ggml_type.type_size())
+        .ok_or(QuantError::RowTooLong {
+            n_per_row,
+            ggml_type,
+        })?;
 
     if let Some(importance) = imatrix {
         check_imatrix(importance, n_per_row)?;
     }
 
     if let Some(index) = src.iter().position(|v| !v.is_finite()) {
-        return Err(QuantError::NonFinite { row: index / n_per_row, column: index % n_per_row, value: src[index] });
+        return Err(QuantError::NonFinite {
+            row: index / n_per_row,
+            column: index % n_per_row,
+            value: src[index],
+        });
     }
 
-    Ok(n_per_row / block_size * ggml_type.type_size())
+    Ok(row_bytes)
 }
 
 /// Checks that an importance vector has one finite, non-negative value per column.
 fn check_imatrix(importance: &[f32], n_per_row: usize) -> Result<(), QuantError> {
     if importance.len() != n_per_row {
-        return Err(QuantError::ImatrixLength { expected: n_per_row, found: importance.len() });
+        return Err(QuantError::ImatrixLength {
+            expected: n_per_row,
+            found: importance.len(),
+        });
     }
 
     for (column, &value) in importance.iter().enumerate() {
@@ -186,7 +214,12 @@ fn quantize_checked(
 }
 
 /// Quantizes every row of `src` into the matching row of `dst` with block type `B`.
-fn quantize_rows<B: QuantBlock>(src: &[f32], n_per_row: usize, imatrix: Option<&[f32]>, dst: &mut [u8]) {
+fn quantize_rows<B: QuantBlock>(
+    src: &[f32],
+    n_per_row: usize,
+    imatrix: Option<&[f32]>,
+    dst: &mut [u8],
+) {
     let blocks_per_row = n_per_row / B::BLOCK_SIZE;
     let row_bytes = blocks_per_row * std::mem::size_of::<B>();
     let min_rows_per_task = (MIN_ELEMENTS_PER_TASK / n_per_row).max(1);
@@ -194,13 +227,15 @@ fn quantize_rows<B: QuantBlock>(src: &[f32], n_per_row: usize, imatrix: Option<&
     dst.par_chunks_mut(row_bytes)
         .zip(src.par_chunks(n_per_row))
         .with_min_len(min_rows_per_task)
-        .for_each(|(out, row)| match bytemuck::try_cast_slice_mut::<u8, B>(out) {
-            Ok(blocks) => B::quantize_row(row, imatrix, blocks),
-            Err(_) => {
-                // `dst` is not aligned for `B`: quantize into an aligned buffer and copy.
-                let mut blocks = vec![B::zeroed(); blocks_per_row];
-                B::quantize_row(row, imatrix, &mut blocks);
-                out.copy_from_slice(bytemuck::cast_slice(&blocks));
-            }
-        });
+        .for_each(
+            |(out, row)| match bytemuck::try_cast_slice_mut::<u8, B>(out) {
+                Ok(blocks) => B::quantize_row(row, imatrix, blocks),
+                Err(_) => {
+                    // `dst` is not aligned for `B`: quantize into an aligned buffer and copy.
+                    let mut blocks = vec![B::zeroed(); blocks_per_row];
+                    B::quantize_row(row, imatrix, &mut blocks);
+                    out.copy_from_slice(bytemuck::cast_slice(&blocks));
+                }
+            },
+        );
 }

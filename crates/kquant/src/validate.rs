@@ -46,9 +46,18 @@ pub(crate) fn first_non_finite(ggml_type: GgmlType, data: &[u8]) -> Option<(usiz
     for (block, bytes) in data.chunks_exact(ggml_type.type_size()).enumerate() {
         for &offset in offsets {
             let value = match encoding {
-                FloatField::F16 => f16::from_bits(u16::from_le_bytes([bytes[offset], bytes[offset + 1]])).to_f32(),
-                FloatField::Bf16 => bf16::from_bits(u16::from_le_bytes([bytes[offset], bytes[offset + 1]])).to_f32(),
-                FloatField::F32 => f32::from_le_bytes([bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3]]),
+                FloatField::F16 => {
+                    f16::from_bits(u16::from_le_bytes([bytes[offset], bytes[offset + 1]])).to_f32()
+                }
+                FloatField::Bf16 => {
+                    bf16::from_bits(u16::from_le_bytes([bytes[offset], bytes[offset + 1]])).to_f32()
+                }
+                FloatField::F32 => f32::from_le_bytes([
+                    bytes[offset],
+                    bytes[offset + 1],
+                    bytes[offset + 2],
+                    bytes[offset + 3],
+                ]),
             };
             if !value.is_finite() {
                 return Some((block, value));
@@ -79,11 +88,18 @@ pub fn validate_row_data(ggml_type: GgmlType, data: &[u8]) -> Result<(), QuantEr
 
     let block_bytes = ggml_type.type_size();
     if data.len() % block_bytes != 0 {
-        return Err(QuantError::DataLength { expected: block_bytes, found: data.len() });
+        return Err(QuantError::DataLength {
+            expected: block_bytes,
+            found: data.len(),
+        });
     }
 
     match first_non_finite(ggml_type, data) {
-        Some((block, value)) => Err(QuantError::NonFiniteData { ggml_type, block, value }),
+        Some((block, value)) => Err(QuantError::NonFiniteData {
+            ggml_type,
+            block,
+            value,
+        }),
         None => Ok(()),
     }
 }

@@ -28,20 +28,34 @@ fn read_bytes(dir: &Path, relative: &str) -> Vec<u8> {
 
 fn read_f32(dir: &Path, relative: &str) -> Vec<f32> {
     let bytes = read_bytes(dir, relative);
-    assert_eq!(bytes.len() % 4, 0, "{relative}: {} bytes is not a whole number of f32", bytes.len());
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    assert_eq!(
+        bytes.len() % 4,
+        0,
+        "{relative}: {} bytes is not a whole number of f32",
+        bytes.len()
+    );
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 fn field<'a>(entry: &'a Value, name: &str) -> &'a Value {
-    entry.get(name).unwrap_or_else(|| panic!("manifest entry without '{name}': {entry}"))
+    entry
+        .get(name)
+        .unwrap_or_else(|| panic!("manifest entry without '{name}': {entry}"))
 }
 
 fn string_field<'a>(entry: &'a Value, name: &str) -> &'a str {
-    field(entry, name).as_str().unwrap_or_else(|| panic!("manifest field '{name}' is not a string: {entry}"))
+    field(entry, name)
+        .as_str()
+        .unwrap_or_else(|| panic!("manifest field '{name}' is not a string: {entry}"))
 }
 
 fn usize_field(entry: &Value, name: &str) -> usize {
-    let value = field(entry, name).as_u64().unwrap_or_else(|| panic!("manifest field '{name}' is not an integer: {entry}"));
+    let value = field(entry, name)
+        .as_u64()
+        .unwrap_or_else(|| panic!("manifest field '{name}' is not an integer: {entry}"));
     usize::try_from(value).expect("manifest size fits usize")
 }
 
@@ -51,7 +65,9 @@ fn check_entry(dir: &Path, entry: &Value, ggml_type: GgmlType) -> Vec<String> {
     let cols = usize_field(entry, "cols");
     let input = read_f32(dir, string_field(entry, "input"));
     assert_eq!(input.len(), rows * cols, "input size of {entry}");
-    let imatrix = field(entry, "imatrix").as_str().map(|path| read_f32(dir, path));
+    let imatrix = field(entry, "imatrix")
+        .as_str()
+        .map(|path| read_f32(dir, path));
     let expected_bytes = read_bytes(dir, string_field(entry, "quantized"));
     let expected_floats = read_f32(dir, string_field(entry, "dequantized"));
 
@@ -60,11 +76,23 @@ fn check_entry(dir: &Path, entry: &Value, ggml_type: GgmlType) -> Vec<String> {
     match quantize(ggml_type, &input, cols, imatrix.as_deref()) {
         Ok(bytes) if bytes == expected_bytes => {}
         Ok(bytes) if bytes.len() != expected_bytes.len() => {
-            mismatches.push(format!("quantized {} bytes, ggml wrote {}", bytes.len(), expected_bytes.len()));
+            mismatches.push(format!(
+                "quantized {} bytes, ggml wrote {}",
+                bytes.len(),
+                expected_bytes.len()
+            ));
         }
         Ok(bytes) => {
-            let first = bytes.iter().zip(&expected_bytes).position(|(a, b)| a != b).unwrap_or(0);
-            let differing = bytes.iter().zip(&expected_bytes).filter(|(a, b)| a != b).count();
+            let first = bytes
+                .iter()
+                .zip(&expected_bytes)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            let differing = bytes
+                .iter()
+                .zip(&expected_bytes)
+                .filter(|(a, b)| a != b)
+                .count();
             let block = first / ggml_type.type_size();
             mismatches.push(format!(
                 "{differing} bytes differ, first at byte {first} (block {block}): {:#04x} vs ggml {:#04x}",
@@ -80,7 +108,11 @@ fn check_entry(dir: &Path, entry: &Value, ggml_type: GgmlType) -> Vec<String> {
                 .filter(|&i| floats[i].to_bits() != expected_floats[i].to_bits())
                 .collect();
             if floats.len() != expected_floats.len() {
-                mismatches.push(format!("dequantized {} floats, ggml {}", floats.len(), expected_floats.len()));
+                mismatches.push(format!(
+                    "dequantized {} floats, ggml {}",
+                    floats.len(),
+                    expected_floats.len()
+                ));
             } else if let Some(&first) = differing.first() {
                 mismatches.push(format!(
                     "{} dequantized floats differ, first at {first}: {} vs ggml {}",
@@ -106,8 +138,11 @@ struct TypeTally {
 #[test]
 fn golden_vectors_bit_exact() {
     let dir = golden_dir();
-    let manifest: Value = serde_json::from_slice(&read_bytes(&dir, "manifest.json")).expect("manifest.json is JSON");
-    let entries = field(&manifest, "entries").as_array().expect("'entries' is an array");
+    let manifest: Value =
+        serde_json::from_slice(&read_bytes(&dir, "manifest.json")).expect("manifest.json is JSON");
+    let entries = field(&manifest, "entries")
+        .as_array()
+        .expect("'entries' is an array");
     assert!(!entries.is_empty(), "{} lists no entries", dir.display());
 
     let mut tallies: BTreeMap<String, TypeTally> = BTreeMap::new();
@@ -127,7 +162,11 @@ fn golden_vectors_bit_exact() {
         if mismatches.is_empty() {
             tally.bit_exact += 1;
         } else {
-            failures.push(format!("{}: {}", string_field(entry, "quantized"), mismatches.join("; ")));
+            failures.push(format!(
+                "{}: {}",
+                string_field(entry, "quantized"),
+                mismatches.join("; ")
+            ));
         }
     }
 
@@ -140,14 +179,28 @@ fn golden_vectors_bit_exact() {
             checked += tally.total;
             bit_exact += tally.bit_exact;
         } else {
-            println!("{type_name}: not implemented ({} entries skipped)", tally.total);
+            println!(
+                "{type_name}: not implemented ({} entries skipped)",
+                tally.total
+            );
         }
     }
-    println!("total: {bit_exact}/{checked} bit-exact over supported types, {} entries in the manifest", entries.len());
+    println!(
+        "total: {bit_exact}/{checked} bit-exact over supported types, {} entries in the manifest",
+        entries.len()
+    );
     for failure in &failures {
         println!("MISMATCH {failure}");
     }
 
-    assert!(checked > 0, "no entry of a supported type in {}", dir.display());
-    assert!(failures.is_empty(), "{} of {checked} golden entries differ from ggml", failures.len());
+    assert!(
+        checked > 0,
+        "no entry of a supported type in {}",
+        dir.display()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} golden entries differ from ggml",
+        failures.len()
+    );
 }

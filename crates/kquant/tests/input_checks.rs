@@ -1,7 +1,10 @@
 //! Hostile and malformed inputs through the public API: each gets a typed error or a
 //! finite, documented result, never a panic or a NaN.
 
-use kquant::{dequantize, dequantize_into, is_supported, quantize, quantize_into, validate_row_data, GgmlType, QuantError};
+use kquant::{
+    dequantize, dequantize_into, is_supported, quantize, quantize_into, validate_row_data,
+    GgmlType, QuantError,
+};
 
 /// Every type that `quantize` supports.
 const WEIGHT_TYPES: [GgmlType; 15] = [
@@ -39,7 +42,10 @@ fn weight_types_all_supported() {
         assert!(is_supported(ggml_type), "{ggml_type}");
     }
     assert!(!is_supported(GgmlType::IQ2_XXS));
-    assert!(!is_supported(GgmlType::Q8_K), "Q8_K is an activation format: dequantize only");
+    assert!(
+        !is_supported(GgmlType::Q8_K),
+        "Q8_K is an activation format: dequantize only"
+    );
 }
 
 #[test]
@@ -51,19 +57,33 @@ fn zero_and_denormal_blocks_stay_finite() {
         ("all zero", vec![0.0; n]),
         ("all 1e-38", vec![1e-38; n]),
         ("255 zeros and one 1e-39", one_denormal),
-        ("alternating 3e-38", (0..n).map(|i| if i % 2 == 0 { 3e-38 } else { -3e-38 }).collect()),
+        (
+            "alternating 3e-38",
+            (0..n)
+                .map(|i| if i % 2 == 0 { 3e-38 } else { -3e-38 })
+                .collect(),
+        ),
     ];
 
     for ggml_type in WEIGHT_TYPES {
         for (name, row) in &rows {
-            let bytes = quantize(ggml_type, row, n, None).unwrap_or_else(|e| panic!("{ggml_type} {name}: {e}"));
-            assert_eq!(validate_row_data(ggml_type, &bytes), Ok(()), "{ggml_type} {name}");
+            let bytes = quantize(ggml_type, row, n, None)
+                .unwrap_or_else(|e| panic!("{ggml_type} {name}: {e}"));
+            assert_eq!(
+                validate_row_data(ggml_type, &bytes),
+                Ok(()),
+                "{ggml_type} {name}"
+            );
 
-            let restored = dequantize(ggml_type, &bytes, n).unwrap_or_else(|e| panic!("{ggml_type} {name}: {e}"));
+            let restored = dequantize(ggml_type, &bytes, n)
+                .unwrap_or_else(|e| panic!("{ggml_type} {name}: {e}"));
             let amax = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             for (x, y) in row.iter().zip(&restored) {
                 assert!(y.is_finite(), "{ggml_type} {name}: {y}");
-                assert!((x - y).abs() <= amax, "{ggml_type} {name}: {x} restored as {y}");
+                assert!(
+                    (x - y).abs() <= amax,
+                    "{ggml_type} {name}: {x} restored as {y}"
+                );
             }
         }
     }
@@ -73,7 +93,10 @@ fn zero_and_denormal_blocks_stay_finite() {
 fn q6_k_zero_block_is_zero_bytes() {
     let bytes = quantize(GgmlType::Q6_K, &[0.0; 256], 256, None).expect("zero row");
     assert_eq!(bytes, vec![0u8; 210]);
-    assert_eq!(dequantize(GgmlType::Q6_K, &bytes, 256).expect("zero block"), vec![0.0; 256]);
+    assert_eq!(
+        dequantize(GgmlType::Q6_K, &bytes, 256).expect("zero block"),
+        vec![0.0; 256]
+    );
 }
 
 #[test]
@@ -83,7 +106,15 @@ fn q4_0_scale_overflow_rejected() {
     block[0] = 1.0e6;
 
     let result = quantize(GgmlType::Q4_0, &block, 32, None);
-    assert_eq!(result, Err(QuantError::ScaleOverflow { ggml_type: GgmlType::Q4_0, row: 0, block: 0, amax: 1.0e6 }));
+    assert_eq!(
+        result,
+        Err(QuantError::ScaleOverflow {
+            ggml_type: GgmlType::Q4_0,
+            row: 0,
+            block: 0,
+            amax: 1.0e6
+        })
+    );
 
     let mut dst = vec![0xAAu8; 18];
     let result = quantize_into(GgmlType::Q4_0, &block, 32, None, &mut dst);
@@ -96,7 +127,15 @@ fn overflow_names_row_and_block() {
     let mut src = uniform(3 * 64, 5);
     src[64 + 40] = -2.0e6;
     let result = quantize(GgmlType::Q5_0, &src, 64, None);
-    assert_eq!(result, Err(QuantError::ScaleOverflow { ggml_type: GgmlType::Q5_0, row: 1, block: 1, amax: 2.0e6 }));
+    assert_eq!(
+        result,
+        Err(QuantError::ScaleOverflow {
+            ggml_type: GgmlType::Q5_0,
+            row: 1,
+            block: 1,
+            amax: 2.0e6
+        })
+    );
 }
 
 #[test]
@@ -104,13 +143,23 @@ fn weights_beyond_f16_range_keep_finite_scales() {
     let mut row = uniform(256, 7);
     row[0] = 7.0e4;
 
-    for ggml_type in [GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::BF16] {
-        let bytes = quantize(ggml_type, &row, 256, None).unwrap_or_else(|e| panic!("{ggml_type}: {e}"));
+    for ggml_type in [
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+        GgmlType::BF16,
+    ] {
+        let bytes =
+            quantize(ggml_type, &row, 256, None).unwrap_or_else(|e| panic!("{ggml_type}: {e}"));
         assert_eq!(validate_row_data(ggml_type, &bytes), Ok(()), "{ggml_type}");
 
         let restored = dequantize(ggml_type, &bytes, 256).expect("valid data");
         assert!(restored.iter().all(|v| v.is_finite()), "{ggml_type}");
-        assert!((restored[0] - 7.0e4).abs() < 7.0e4 * 0.05, "{ggml_type}: 7e4 restored as {}", restored[0]);
+        assert!(
+            (restored[0] - 7.0e4).abs() < 7.0e4 * 0.05,
+            "{ggml_type}: 7e4 restored as {}",
+            restored[0]
+        );
     }
 }
 
@@ -119,7 +168,15 @@ fn f16_value_overflow_rejected() {
     let mut row = uniform(64, 3);
     row[10] = 7.0e4;
     let result = quantize(GgmlType::F16, &row, 64, None);
-    assert_eq!(result, Err(QuantError::ScaleOverflow { ggml_type: GgmlType::F16, row: 0, block: 10, amax: 7.0e4 }));
+    assert_eq!(
+        result,
+        Err(QuantError::ScaleOverflow {
+            ggml_type: GgmlType::F16,
+            row: 0,
+            block: 10,
+            amax: 7.0e4
+        })
+    );
 }
 
 #[test]
@@ -144,7 +201,11 @@ fn q4_0_reference_rounding_bytes() {
 
 #[test]
 fn non_finite_weights_rejected() {
-    for (bad, name) in [(f32::NAN, "NaN"), (f32::INFINITY, "+Inf"), (f32::NEG_INFINITY, "-Inf")] {
+    for (bad, name) in [
+        (f32::NAN, "NaN"),
+        (f32::INFINITY, "+Inf"),
+        (f32::NEG_INFINITY, "-Inf"),
+    ] {
         for ggml_type in WEIGHT_TYPES {
             let n_per_row = 32.max(ggml_type.block_size());
             let mut src = uniform(2 * n_per_row, 1);
@@ -162,13 +223,26 @@ fn non_finite_weights_rejected() {
 
 #[test]
 fn f16_data_with_infinity_rejected() {
-    let mut data: Vec<u8> = [0x3C00u16, 0x4000, 0x7C00, 0x3C00].iter().flat_map(|h| h.to_le_bytes()).collect();
-    let expected = QuantError::NonFiniteData { ggml_type: GgmlType::F16, block: 2, value: f32::INFINITY };
-    assert_eq!(validate_row_data(GgmlType::F16, &data), Err(expected.clone()));
+    let mut data: Vec<u8> = [0x3C00u16, 0x4000, 0x7C00, 0x3C00]
+        .iter()
+        .flat_map(|h| h.to_le_bytes())
+        .collect();
+    let expected = QuantError::NonFiniteData {
+        ggml_type: GgmlType::F16,
+        block: 2,
+        value: f32::INFINITY,
+    };
+    assert_eq!(
+        validate_row_data(GgmlType::F16, &data),
+        Err(expected.clone())
+    );
     assert_eq!(dequantize(GgmlType::F16, &data, 4), Err(expected));
 
     data[5] = 0x7E; // element 2 becomes NaN (0x7E00)
-    assert!(matches!(dequantize(GgmlType::F16, &data, 2), Err(QuantError::NonFiniteData { block: 2, .. })));
+    assert!(matches!(
+        dequantize(GgmlType::F16, &data, 2),
+        Err(QuantError::NonFiniteData { block: 2, .. })
+    ));
 }
 
 #[test]
@@ -177,7 +251,9 @@ fn q8_0_nan_scale_rejected() {
     data[0..2].copy_from_slice(&0x7E00u16.to_le_bytes());
 
     let result = dequantize(GgmlType::Q8_0, &data, 64);
-    assert!(matches!(result, Err(QuantError::NonFiniteData { ggml_type: GgmlType::Q8_0, block: 0, value }) if value.is_nan()));
+    assert!(
+        matches!(result, Err(QuantError::NonFiniteData { ggml_type: GgmlType::Q8_0, block: 0, value }) if value.is_nan())
+    );
     assert!(validate_row_data(GgmlType::Q8_0, &data).is_err());
 }
 
@@ -188,23 +264,67 @@ fn second_scale_checked() {
     data[20 + 2..20 + 4].copy_from_slice(&0xFC00u16.to_le_bytes());
     assert_eq!(
         validate_row_data(GgmlType::Q4_1, &data),
-        Err(QuantError::NonFiniteData { ggml_type: GgmlType::Q4_1, block: 1, value: f32::NEG_INFINITY })
+        Err(QuantError::NonFiniteData {
+            ggml_type: GgmlType::Q4_1,
+            block: 1,
+            value: f32::NEG_INFINITY
+        })
     );
 
     let mut data = quantize(GgmlType::Q2_K, &uniform(256, 2), 256, None).expect("finite input");
     data[82..84].copy_from_slice(&0x7C01u16.to_le_bytes());
-    assert!(matches!(validate_row_data(GgmlType::Q2_K, &data), Err(QuantError::NonFiniteData { block: 0, .. })));
+    assert!(matches!(
+        validate_row_data(GgmlType::Q2_K, &data),
+        Err(QuantError::NonFiniteData { block: 0, .. })
+    ));
 }
 
 #[test]
 fn row_length_not_multiple_rejected() {
     let src = vec![0.5f32; 1000];
     let error = quantize(GgmlType::Q4_K, &src, 1000, None).unwrap_err();
-    assert_eq!(error, QuantError::RowLength { n_per_row: 1000, ggml_type: GgmlType::Q4_K, block_size: 256 });
-    assert!(error.to_string().starts_with("row length (ne0) 1000 is not a multiple of Q4_K's block size 256"), "{error}");
+    assert_eq!(
+        error,
+        QuantError::RowLength {
+            n_per_row: 1000,
+            ggml_type: GgmlType::Q4_K,
+            block_size: 256
+        }
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("row length (ne0) 1000 is not a multiple of Q4_K's block size 256"),
+        "{error}"
+    );
 
-    assert_eq!(quantize(GgmlType::Q4_0, &src, 0, None), Err(QuantError::EmptyRow));
-    assert_eq!(quantize(GgmlType::Q4_0, &src[..96], 64, None), Err(QuantError::SourceLength { len: 96, n_per_row: 64 }));
+    assert_eq!(
+        quantize(GgmlType::Q4_0, &src, 0, None),
+        Err(QuantError::EmptyRow)
+    );
+    assert_eq!(
+        quantize(GgmlType::F32, &[], usize::MAX, None),
+        Err(QuantError::RowTooLong {
+            n_per_row: usize::MAX,
+            ggml_type: GgmlType::F32
+        })
+    );
+    assert_eq!(
+        dequantize(GgmlType::F16, &[0u8; 4], usize::MAX),
+        Err(QuantError::RowTooLong {
+            n_per_row: usize::MAX,
+            ggml_type: GgmlType::F16
+        })
+    );
+    assert_eq!(quantize(GgmlType::Q8_0, &[], 64, None), Ok(Vec::new()));
+    assert_eq!(dequantize(GgmlType::Q8_0, &[], 64), Ok(Vec::new()));
+    assert_eq!(
+        quantize(GgmlType::Q4_0, &src[..96], 64, None),
+        Err(QuantError::SourceLength {
+            len: 96,
+            n_per_row: 64
+        })
+    );
 }
 
 #[test]
@@ -212,47 +332,92 @@ fn imatrix_checked() {
     let src = uniform(128, 4);
 
     let short = vec![1.0f32; 63];
-    assert_eq!(quantize(GgmlType::Q4_0, &src, 64, Some(&short)), Err(QuantError::ImatrixLength { expected: 64, found: 63 }));
+    assert_eq!(
+        quantize(GgmlType::Q4_0, &src, 64, Some(&short)),
+        Err(QuantError::ImatrixLength {
+            expected: 64,
+            found: 63
+        })
+    );
 
     let mut bad = vec![1.0f32; 64];
     bad[17] = f32::NAN;
     assert!(matches!(
         quantize(GgmlType::IQ4_XS, &uniform(256, 4), 256, Some(&[1.0; 255])),
-        Err(QuantError::ImatrixLength { expected: 256, found: 255 })
+        Err(QuantError::ImatrixLength {
+            expected: 256,
+            found: 255
+        })
     ));
-    assert!(matches!(quantize(GgmlType::Q4_1, &src, 64, Some(&bad)), Err(QuantError::ImatrixNonFinite { column: 17, .. })));
+    assert!(matches!(
+        quantize(GgmlType::Q4_1, &src, 64, Some(&bad)),
+        Err(QuantError::ImatrixNonFinite { column: 17, .. })
+    ));
 
     bad[17] = -0.5;
-    assert_eq!(quantize(GgmlType::Q5_1, &src, 64, Some(&bad)), Err(QuantError::ImatrixNegative { column: 17, value: -0.5 }));
+    assert_eq!(
+        quantize(GgmlType::Q5_1, &src, 64, Some(&bad)),
+        Err(QuantError::ImatrixNegative {
+            column: 17,
+            value: -0.5
+        })
+    );
 }
 
 #[test]
 fn imatrix_ignored_by_q8_0() {
     let src = uniform(128, 8);
     let importance: Vec<f32> = (0..64).map(|i| i as f32).collect();
-    assert_eq!(quantize(GgmlType::Q8_0, &src, 64, Some(&importance)), quantize(GgmlType::Q8_0, &src, 64, None));
+    assert_eq!(
+        quantize(GgmlType::Q8_0, &src, 64, Some(&importance)),
+        quantize(GgmlType::Q8_0, &src, 64, None)
+    );
 }
 
 #[test]
 fn unsupported_type_rejected() {
     let src = vec![0.0f32; 256];
-    assert_eq!(quantize(GgmlType::IQ2_XXS, &src, 256, None), Err(QuantError::UnsupportedType(GgmlType::IQ2_XXS)));
-    assert_eq!(dequantize(GgmlType::TQ1_0, &[0u8; 54], 256), Err(QuantError::UnsupportedType(GgmlType::TQ1_0)));
-    assert_eq!(validate_row_data(GgmlType::IQ3_S, &[0u8; 110]), Err(QuantError::UnsupportedType(GgmlType::IQ3_S)));
+    assert_eq!(
+        quantize(GgmlType::IQ2_XXS, &src, 256, None),
+        Err(QuantError::UnsupportedType(GgmlType::IQ2_XXS))
+    );
+    assert_eq!(
+        dequantize(GgmlType::TQ1_0, &[0u8; 54], 256),
+        Err(QuantError::UnsupportedType(GgmlType::TQ1_0))
+    );
+    assert_eq!(
+        validate_row_data(GgmlType::IQ3_S, &[0u8; 110]),
+        Err(QuantError::UnsupportedType(GgmlType::IQ3_S))
+    );
 }
 
 #[test]
 fn data_and_output_lengths_checked() {
     let bytes = quantize(GgmlType::Q4_0, &uniform(128, 6), 64, None).expect("finite input");
-    assert_eq!(dequantize(GgmlType::Q4_0, &bytes[..35], 64), Err(QuantError::DataLength { expected: 36, found: 35 }));
+    assert_eq!(
+        dequantize(GgmlType::Q4_0, &bytes[..35], 64),
+        Err(QuantError::DataLength {
+            expected: 36,
+            found: 35
+        })
+    );
 
     let mut short = vec![0.0f32; 127];
-    assert_eq!(dequantize_into(GgmlType::Q4_0, &bytes, 64, &mut short), Err(QuantError::OutputLength { expected: 128, found: 127 }));
+    assert_eq!(
+        dequantize_into(GgmlType::Q4_0, &bytes, 64, &mut short),
+        Err(QuantError::OutputLength {
+            expected: 128,
+            found: 127
+        })
+    );
 
     let mut dst = vec![0u8; 71];
     assert_eq!(
         quantize_into(GgmlType::Q4_0, &uniform(128, 6), 64, None, &mut dst),
-        Err(QuantError::OutputLength { expected: 72, found: 71 })
+        Err(QuantError::OutputLength {
+            expected: 72,
+            found: 71
+        })
     );
 }
 
@@ -287,5 +452,15 @@ fn activation_formats_dequantize() {
     block.extend((0..256).map(|i| (i as i32 - 128) as i8 as u8));
     block.extend([0u8; 32]);
     let values = dequantize(GgmlType::Q8_K, &block, 256).expect("valid Q8_K");
-    assert_eq!(values, (0..256).map(|i| (i as f32 - 128.0) * 0.25).collect::<Vec<_>>());
+    assert_eq!(
+        values,
+        (0..256)
+            .map(|i| (i as f32 - 128.0) * 0.25)
+            .collect::<Vec<_>>()
+    );
+
+    // Q8_K blocks are 4-byte aligned; a slice at an odd offset must dequantize the same.
+    let mut shifted = vec![0u8; block.len() + 1];
+    shifted[1..].copy_from_slice(&block);
+    assert_eq!(dequantize(GgmlType::Q8_K, &shifted[1..], 256), Ok(values));
 }

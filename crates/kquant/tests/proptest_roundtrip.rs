@@ -45,10 +45,16 @@ const ERROR_BOUND_SEED: u64 = 0x6b71_7561_6e74;
 fn matrix(max_rows: usize) -> impl Strategy<Value = Vec<f32>> {
     (1..=max_rows).prop_flat_map(|rows| {
         proptest::collection::vec(
-            (-1.0f32..1.0, -3i32..=2, proptest::bool::weighted(0.02)).prop_map(|(unit, exponent, outlier)| {
-                let magnitude = 10f32.powi(exponent);
-                if outlier { unit * magnitude * 50.0 } else { unit * magnitude }
-            }),
+            (-1.0f32..1.0, -3i32..=2, proptest::bool::weighted(0.02)).prop_map(
+                |(unit, exponent, outlier)| {
+                    let magnitude = 10f32.powi(exponent);
+                    if outlier {
+                        unit * magnitude * 50.0
+                    } else {
+                        unit * magnitude
+                    }
+                },
+            ),
             rows * N_PER_ROW,
         )
     })
@@ -59,17 +65,35 @@ fn matrix(max_rows: usize) -> impl Strategy<Value = Vec<f32>> {
 /// With such a vector the weighted fits may sacrifice a low-importance outlier almost
 /// entirely, so it serves the thread-count property, not the error bounds.
 fn importance() -> impl Strategy<Value = Vec<f32>> {
-    proptest::collection::vec((-2i32..=2, 1.0f32..10.0).prop_map(|(e, m)| m * 10f32.powi(e)), N_PER_ROW)
+    proptest::collection::vec(
+        (-2i32..=2, 1.0f32..10.0).prop_map(|(e, m)| m * 10f32.powi(e)),
+        N_PER_ROW,
+    )
 }
 
 /// Returns the first block whose worst error exceeds `bound * amax`, as a message.
-fn check_error(ggml_type: GgmlType, src: &[f32], restored: &[f32], bound: f32) -> Result<(), String> {
+fn check_error(
+    ggml_type: GgmlType,
+    src: &[f32],
+    restored: &[f32],
+    bound: f32,
+) -> Result<(), String> {
     let block_size = ggml_type.block_size().max(32);
-    for (index, (x, y)) in src.chunks(block_size).zip(restored.chunks(block_size)).enumerate() {
+    for (index, (x, y)) in src
+        .chunks(block_size)
+        .zip(restored.chunks(block_size))
+        .enumerate()
+    {
         let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let worst = x.iter().zip(y).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let worst = x
+            .iter()
+            .zip(y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         if worst > bound * amax {
-            return Err(format!("{ggml_type} block {index}: error {worst} > {bound} * amax {amax}"));
+            return Err(format!(
+                "{ggml_type} block {index}: error {worst} > {bound} * amax {amax}"
+            ));
         }
     }
     Ok(())
@@ -77,21 +101,39 @@ fn check_error(ggml_type: GgmlType, src: &[f32], restored: &[f32], bound: f32) -
 
 fn round_trip_within_bounds(src: &[f32], imatrix: Option<&[f32]>) -> Result<(), TestCaseError> {
     for &(ggml_type, bound, imatrix_bound) in ERROR_BOUNDS {
-        prop_assert!(is_supported(ggml_type), "{ggml_type} is listed but not supported");
+        prop_assert!(
+            is_supported(ggml_type),
+            "{ggml_type} is listed but not supported"
+        );
 
-        let bytes = quantize(ggml_type, src, N_PER_ROW, imatrix).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let restored = dequantize(ggml_type, &bytes, N_PER_ROW).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let bytes = quantize(ggml_type, src, N_PER_ROW, imatrix)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let restored = dequantize(ggml_type, &bytes, N_PER_ROW)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(restored.len(), src.len());
 
-        let bound = if imatrix.is_some() { imatrix_bound } else { bound };
+        let bound = if imatrix.is_some() {
+            imatrix_bound
+        } else {
+            bound
+        };
         check_error(ggml_type, src, &restored, bound).map_err(TestCaseError::fail)?;
     }
     Ok(())
 }
 
-fn quantize_with_threads(threads: usize, ggml_type: GgmlType, src: &[f32], imatrix: Option<&[f32]>) -> Vec<u8> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool");
-    pool.install(|| quantize(ggml_type, src, N_PER_ROW, imatrix)).expect("quantize")
+fn quantize_with_threads(
+    threads: usize,
+    ggml_type: GgmlType,
+    src: &[f32],
+    imatrix: Option<&[f32]>,
+) -> Vec<u8> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("rayon pool");
+    pool.install(|| quantize(ggml_type, src, N_PER_ROW, imatrix))
+        .expect("quantize")
 }
 
 proptest! {
