@@ -59,11 +59,23 @@ fn amax(values: &[f32]) -> f32 {
     values.iter().fold(0.0f32, |acc, v| acc.max(v.abs()))
 }
 
-/// Rounds `value * id` half to even and saturates to `i8`, as `_mm256_round_ps` followed by
+/// Rounds `value * id` half to even and converts it to a code as `_mm256_round_ps`,
 /// `_mm256_cvtps_epi32` and the saturating packs do.
+///
+/// `cvtps` turns NaN and out-of-range values into `i32::MIN`, which the packs saturate to
+/// -128. That happens when a block's amax is so small (below about 3.7e-37) that
+/// `id = 127 / amax` overflows to infinity; the f16 scale of such a block is 0, so the
+/// codes never affect a dot product, but the bytes still match ggml's.
 fn round_code(value: f32, id: f32) -> i8 {
+    const INT_RANGE: f32 = 2_147_483_648.0;
+
     let rounded = (value * id).round_ties_even();
-    rounded.clamp(i8::MIN as f32, i8::MAX as f32) as i8
+    let integer = if rounded.is_nan() || !(-INT_RANGE..INT_RANGE).contains(&rounded) {
+        i32::MIN
+    } else {
+        rounded as i32
+    };
+    integer.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8
 }
 
 /// Quantizes one 32-element block with the x86 rule and returns `(d, codes)`.
@@ -127,10 +139,18 @@ impl ActivationBlock for BlockQ8_1 {
     }
 }
 
-/// Rounds half to even like ggml's `nearest_int` (exact for |x| <= 2^22, far beyond the
-/// ±127 range that Q8_K feeds it).
+/// Rounds to the nearest integer, ties to even, with ggml's `nearest_int` trick: adding
+/// 1.5 * 2^23 leaves the integer in the low mantissa bits.
+///
+/// Exact for |x| <= 2^22 - 1. Infinity and NaN, which Q8_K meets only when `iscale`
+/// overflows on a block of values below about 3.7e-37, come out as -2^22 and 0 exactly as in
+/// ggml; the block's `d` is then 0.
 fn nearest_int(x: f32) -> i32 {
-    x.round_ties_even() as i32
+    const MAGIC: f32 = 12_582_912.0;
+    const MANTISSA: i32 = 0x007F_FFFF;
+    const HALF_RANGE: i32 = 0x0040_0000;
+
+    ((x + MAGIC).to_bits() as i32 & MANTISSA) - HALF_RANGE
 }
 
 impl ActivationBlock for BlockQ8K {
@@ -163,8 +183,9 @@ impl ActivationBlock for BlockQ8K {
             // The negative sign keeps the code of `max` at -127 exactly, so a code never
             // needs the -128 that some ggml IQ kernels cannot represent.
             let iscale = -Q8_MAX / max;
+            // ggml stores `min(127, v)` into an int8_t, keeping the low byte.
             for (q, &v) in block.qs.iter_mut().zip(chunk) {
-                *q = nearest_int(iscale * v).min(i8::MAX as i32) as i8;
+                *q = nearest_int(iscale * v).min(i32::from(i8::MAX)) as i8;
             }
 
             for (sum, group) in block.bsums.iter_mut().zip(block.qs.chunks_exact(Q8K_BSUM_GROUP)) {

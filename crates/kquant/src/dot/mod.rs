@@ -20,6 +20,13 @@ mod kernels;
 pub(crate) mod scalar;
 mod unpack;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 use bytemuck::Pod;
 use gguf_format::GgmlType;
 
