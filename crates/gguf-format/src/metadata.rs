@@ -7,8 +7,27 @@ use crate::value::{Array, Value, ValueType};
 
 /// GGUF metadata: key-value pairs in file order with O(1) look-up by key.
 ///
-/// Keys are unique and non-empty. Iteration, and the order in which a writer emits the
-/// pairs, is insertion order; [`Metadata::set`] replaces a value in place, keeping its position.
+/// Keys are unique. Iteration, and the order in which a writer emits the pairs, is insertion
+/// order, and [`Metadata::set`] replaces a value in place, keeping its position.
+///
+/// ```
+/// use gguf_format::{Metadata, MetadataError, Value, ValueType};
+///
+/// let mut m = Metadata::new();
+/// m.insert("gemma3.block_count", Value::U32(18)).unwrap();
+/// m.insert("gemma3.rope.freq_base", Value::F32(1e6)).unwrap();
+///
+/// assert_eq!(m.get_u32("gemma3.block_count"), Ok(18));
+/// assert_eq!(m.opt_f32("gemma3.rope.scaling.factor"), Ok(None));
+/// assert_eq!(
+///     m.get_u32("gemma3.rope.freq_base"),
+///     Err(MetadataError::WrongType {
+///         key: "gemma3.rope.freq_base".into(),
+///         expected: ValueType::U32,
+///         found: ValueType::F32,
+///     })
+/// );
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metadata {
     pairs: Vec<(String, Value)>,
