@@ -44,7 +44,11 @@ fn main() -> ExitCode {
         }
     };
 
-    let max_items = if args.full_arrays { usize::MAX } else { args.max_items };
+    let max_items = if args.full_arrays {
+        usize::MAX
+    } else {
+        args.max_items
+    };
     if args.json {
         println!("{:#}", to_json(&file, max_items));
     } else {
@@ -76,15 +80,28 @@ fn print_text(path: &std::path::Path, file: &GgufFile, max_items: usize) {
     }
 
     println!("\ntensors: {}", file.tensors().len());
-    println!("  {:<40} {:<24} {:<8} {:>12} {:>12}", "name", "dims", "type", "offset", "bytes");
+    println!(
+        "  {:<40} {:<24} {:<8} {:>12} {:>12}",
+        "name", "dims", "type", "offset", "bytes"
+    );
     for t in file.tensors() {
         let dims = format!("{:?}", t.dims);
-        println!("  {:<40} {:<24} {:<8} {:>12} {:>12}", t.name, dims, t.ggml_type.name(), t.offset, t.size_bytes);
+        println!(
+            "  {:<40} {:<24} {:<8} {:>12} {:>12}",
+            t.name,
+            dims,
+            t.ggml_type.name(),
+            t.offset,
+            t.size_bytes
+        );
     }
 
     println!("\ntensors per type:");
     for (ggml_type, (count, bytes)) in type_summary(file) {
-        println!("  {:<8} {count:>5} tensors {bytes:>14} bytes", ggml_type.name());
+        println!(
+            "  {:<8} {count:>5} tensors {bytes:>14} bytes",
+            ggml_type.name()
+        );
     }
 }
 
@@ -93,11 +110,19 @@ fn describe_value(value: &Value, max_items: usize) -> String {
     match value {
         Value::Array(array) => {
             let shown = array.len().min(max_items);
-            let mut items: Vec<String> = (0..shown).filter_map(|i| array.get(i)).map(|v| scalar_text(&v)).collect();
+            let mut items: Vec<String> = (0..shown)
+                .filter_map(|i| array.get(i))
+                .map(|v| scalar_text(&v))
+                .collect();
             if shown < array.len() {
                 items.push("...".to_string());
             }
-            format!("array[{}; {}] = [{}]", array.element_type(), array.len(), items.join(", "))
+            format!(
+                "array[{}; {}] = [{}]",
+                array.element_type(),
+                array.len(),
+                items.join(", ")
+            )
         }
         scalar => format!("{} = {}", scalar.value_type(), scalar_text(scalar)),
     }
@@ -134,7 +159,12 @@ fn scalar_json(value: &Value) -> Json {
 
 fn array_json(array: &Array, max_items: usize) -> Json {
     let shown = array.len().min(max_items);
-    Json::Array((0..shown).filter_map(|i| array.get(i)).map(|v| scalar_json(&v)).collect())
+    Json::Array(
+        (0..shown)
+            .filter_map(|i| array.get(i))
+            .map(|v| scalar_json(&v))
+            .collect(),
+    )
 }
 
 fn to_json(file: &GgufFile, max_items: usize) -> Json {
@@ -170,7 +200,12 @@ fn to_json(file: &GgufFile, max_items: usize) -> Json {
 
     let per_type: serde_json::Map<String, Json> = type_summary(file)
         .into_iter()
-        .map(|(ggml_type, (count, bytes))| (ggml_type.name().to_string(), json!({ "tensors": count, "bytes": bytes })))
+        .map(|(ggml_type, (count, bytes))| {
+            (
+                ggml_type.name().to_string(),
+                json!({ "tensors": count, "bytes": bytes }),
+            )
+        })
         .collect();
 
     json!({

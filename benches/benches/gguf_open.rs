@@ -11,9 +11,11 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use gguf_format::{GgufFile, GgufView};
 
 fn model_path() -> PathBuf {
-    std::env::var_os("GEMMA3_270M_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/gemma-3-270m-q4_k_m.gguf")
-    })
+    std::env::var_os("GEMMA3_270M_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/gemma-3-270m-q4_k_m.gguf")
+        })
 }
 
 /// Looks up every tensor by name and returns the sum of their first bytes, so that the
@@ -22,7 +24,9 @@ fn index_all(file: &GgufFile) -> u64 {
     file.tensors()
         .iter()
         .map(|t| {
-            let data = file.tensor_bytes(&t.name).expect("tensor listed by the file");
+            let data = file
+                .tensor_bytes(&t.name)
+                .expect("tensor listed by the file");
             u64::from(data[0])
         })
         .sum()
@@ -30,7 +34,11 @@ fn index_all(file: &GgufFile) -> u64 {
 
 fn gguf_open(c: &mut Criterion) {
     let path = model_path();
-    assert!(path.is_file(), "model missing at {}; run scripts/fetch-model.sh", path.display());
+    assert!(
+        path.is_file(),
+        "model missing at {}; run scripts/fetch-model.sh",
+        path.display()
+    );
 
     c.bench_function("gguf_open_index_gemma3_270m", |b| {
         b.iter(|| {

@@ -25,7 +25,11 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes the next `n` bytes; `field` describes them in the error.
-    pub(crate) fn take(&mut self, n: u64, field: impl FnOnce() -> String) -> Result<&'a [u8], GgufError> {
+    pub(crate) fn take(
+        &mut self,
+        n: u64,
+        field: impl FnOnce() -> String,
+    ) -> Result<&'a [u8], GgufError> {
         if n > self.remaining() {
             return Err(GgufError::UnexpectedEof {
                 field: field(),
@@ -42,7 +46,10 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes exactly `N` bytes as an array.
-    pub(crate) fn array<const N: usize>(&mut self, field: impl FnOnce() -> String) -> Result<[u8; N], GgufError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        field: impl FnOnce() -> String,
+    ) -> Result<[u8; N], GgufError> {
         let bytes = self.take(N as u64, field)?;
         let mut out = [0u8; N];
         out.copy_from_slice(bytes);
@@ -71,6 +78,9 @@ impl<'a> Cursor<'a> {
         }
 
         let bytes = self.take(len, &field)?;
-        std::str::from_utf8(bytes).map_err(|_| GgufError::InvalidUtf8 { field: field(), offset })
+        std::str::from_utf8(bytes).map_err(|_| GgufError::InvalidUtf8 {
+            field: field(),
+            offset,
+        })
     }
 }

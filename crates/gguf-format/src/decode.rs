@@ -40,7 +40,11 @@ fn decode_bool(byte: u8, key: &str, offset: u64) -> Result<bool, GgufError> {
     match byte {
         0 => Ok(false),
         1 => Ok(true),
-        _ => Err(GgufError::InvalidBool { key: key.to_string(), byte, offset }),
+        _ => Err(GgufError::InvalidBool {
+            key: key.to_string(),
+            byte,
+            offset,
+        }),
     }
 }
 
@@ -54,7 +58,10 @@ fn read_array(c: &mut Cursor<'_>, key: &str) -> Result<Array, GgufError> {
         offset: type_offset,
     })?;
     if element_type == ValueType::Array {
-        return Err(GgufError::NestedArray { key: key.to_string(), offset: type_offset });
+        return Err(GgufError::NestedArray {
+            key: key.to_string(),
+            offset: type_offset,
+        });
     }
 
     let count_offset = c.offset();
@@ -90,13 +97,19 @@ fn read_array(c: &mut Cursor<'_>, key: &str) -> Result<Array, GgufError> {
         ValueType::String => {
             let mut out = Vec::with_capacity(n);
             for i in 0..n {
-                out.push(c.string(|| format!("string {i} of array '{key}'"))?.to_string());
+                out.push(
+                    c.string(|| format!("string {i} of array '{key}'"))?
+                        .to_string(),
+                );
             }
             Array::String(out)
         }
         // Already rejected above; kept so the match needs no panic.
         ValueType::Array => {
-            return Err(GgufError::NestedArray { key: key.to_string(), offset: type_offset })
+            return Err(GgufError::NestedArray {
+                key: key.to_string(),
+                offset: type_offset,
+            })
         }
     })
 }

@@ -18,7 +18,9 @@ pub(crate) fn check_metadata(metadata: &Metadata) -> Result<(), GgufError> {
         check_string_len(key.len(), || format!("metadata key '{key}'"))?;
 
         match value {
-            Value::String(s) => check_string_len(s.len(), || format!("value of metadata key '{key}'"))?,
+            Value::String(s) => {
+                check_string_len(s.len(), || format!("value of metadata key '{key}'"))?
+            }
             Value::Array(array) => {
                 let count = array.len() as u64;
                 if count > MAX_ARRAY_ELEMENTS {
@@ -60,7 +62,10 @@ pub(crate) fn write_header(
     metadata: &Metadata,
     tensors: &[TensorInfo],
 ) -> io::Result<u64> {
-    let mut out = CountingWriter { inner: out, written: 0 };
+    let mut out = CountingWriter {
+        inner: out,
+        written: 0,
+    };
 
     out.write_all(&GGUF_MAGIC)?;
     out.write_all(&GGUF_VERSION.to_le_bytes())?;

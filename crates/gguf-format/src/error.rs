@@ -24,7 +24,9 @@ pub enum GgufError {
     Write(#[from] std::io::Error),
 
     /// The file does not start with the bytes `GGUF`.
-    #[error("not a GGUF file: the first 4 bytes are {found:02x?}, expected \"GGUF\" (47 47 55 46)")]
+    #[error(
+        "not a GGUF file: the first 4 bytes are {found:02x?}, expected \"GGUF\" (47 47 55 46)"
+    )]
     BadMagic { found: Vec<u8> },
 
     /// The version field is 0 or above 3.
@@ -60,7 +62,9 @@ pub enum GgufError {
     },
 
     /// A string length exceeds [`MAX_STRING_LENGTH`](crate::MAX_STRING_LENGTH).
-    #[error("{field} at byte {offset} declares a length of {len} bytes, over the cap of {max} bytes")]
+    #[error(
+        "{field} at byte {offset} declares a length of {len} bytes, over the cap of {max} bytes"
+    )]
     StringTooLong {
         field: String,
         offset: u64,
@@ -82,7 +86,11 @@ pub enum GgufError {
 
     /// A value type id is not one of GGUF's 13 types.
     #[error("metadata key '{key}' has unknown value type {type_id} at byte {offset}; valid types are 0 to 12")]
-    UnknownValueType { key: String, type_id: u32, offset: u64 },
+    UnknownValueType {
+        key: String,
+        type_id: u32,
+        offset: u64,
+    },
 
     /// An array's elements are arrays, which llama.cpp rejects.
     #[error("metadata key '{key}' is an array of arrays (at byte {offset}); nested arrays are not supported")]
@@ -97,7 +105,9 @@ pub enum GgufError {
     AlignmentNotU32 { found: ValueType },
 
     /// `general.alignment` is zero or not a power of two.
-    #[error("general.alignment is {alignment}, but it must be a non-zero power of two (such as 32)")]
+    #[error(
+        "general.alignment is {alignment}, but it must be a non-zero power of two (such as 32)"
+    )]
     InvalidAlignment { alignment: u32 },
 
     /// A tensor name is empty.
@@ -106,7 +116,11 @@ pub enum GgufError {
 
     /// A tensor name exceeds [`MAX_TENSOR_NAME_LEN`](crate::MAX_TENSOR_NAME_LEN) bytes.
     #[error("tensor name '{name}' is {len} bytes long, over the maximum of {max} bytes (ggml's GGML_MAX_NAME minus the NUL)")]
-    TensorNameTooLong { name: String, len: usize, max: usize },
+    TensorNameTooLong {
+        name: String,
+        len: usize,
+        max: usize,
+    },
 
     /// Two tensors share a name.
     #[error("duplicate tensor name '{name}'")]
@@ -118,11 +132,19 @@ pub enum GgufError {
 
     /// A tensor has more than [`MAX_DIMS`](crate::MAX_DIMS) dimensions.
     #[error("tensor '{tensor}' has {n_dims} dimensions; ggml supports at most {max}")]
-    TooManyDimensions { tensor: String, n_dims: u64, max: usize },
+    TooManyDimensions {
+        tensor: String,
+        n_dims: u64,
+        max: usize,
+    },
 
     /// A dimension is zero or negative (as a signed 64-bit value).
     #[error("tensor '{tensor}': dimension {axis} must be positive, got {value}")]
-    InvalidDimension { tensor: String, axis: usize, value: i128 },
+    InvalidDimension {
+        tensor: String,
+        axis: usize,
+        value: i128,
+    },
 
     /// The element count or byte size of a tensor overflows 64 bits (or `usize`).
     #[error("tensor '{tensor}' with dims {dims:?} is too large: its element count or byte size overflows")]
@@ -143,7 +165,11 @@ pub enum GgufError {
 
     /// A tensor's offset is not a multiple of the alignment.
     #[error("tensor '{tensor}' has data offset {offset}, which is not a multiple of the alignment {alignment}")]
-    MisalignedTensor { tensor: String, offset: u64, alignment: u64 },
+    MisalignedTensor {
+        tensor: String,
+        offset: u64,
+        alignment: u64,
+    },
 
     /// A tensor's data runs past the end of the file.
     #[error("tensor '{tensor}' data (offset {offset}, {size_bytes} bytes) runs past the end of the data section ({data_len} bytes); the file may be truncated")]

@@ -56,7 +56,10 @@ impl GgufFile {
     /// validation error of [`GgufView::parse`].
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
         let path = path.as_ref();
-        let io_error = |source| GgufError::Io { path: path.to_path_buf(), source };
+        let io_error = |source| GgufError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
 
         let file = File::open(path).map_err(io_error)?;
         // SAFETY: the map is read-only and lives as long as `GgufFile`. A memory map is sound
@@ -64,7 +67,10 @@ impl GgufFile {
         let map = unsafe { Mmap::map(&file) }.map_err(io_error)?;
 
         let header = Header::parse(&map)?;
-        Ok(GgufFile { storage: Storage::Mapped(map), header })
+        Ok(GgufFile {
+            storage: Storage::Mapped(map),
+            header,
+        })
     }
 
     /// Validates a GGUF file held in memory and takes ownership of it.
@@ -74,7 +80,10 @@ impl GgufFile {
     /// Any validation error of [`GgufView::parse`].
     pub fn from_bytes(bytes: Vec<u8>) -> Result<GgufFile, GgufError> {
         let header = Header::parse(&bytes)?;
-        Ok(GgufFile { storage: Storage::Owned(bytes), header })
+        Ok(GgufFile {
+            storage: Storage::Owned(bytes),
+            header,
+        })
     }
 
     /// Returns a borrowed view with the same accessors (copies the header, not the data).

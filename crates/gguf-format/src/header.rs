@@ -35,11 +35,15 @@ impl Header {
     pub(crate) fn parse(bytes: &[u8]) -> Result<Header, GgufError> {
         let mut c = Cursor::new(bytes);
 
-        let magic: [u8; 4] = c.array(|| "magic".to_string()).map_err(|_| GgufError::BadMagic {
-            found: bytes[..bytes.len().min(4)].to_vec(),
-        })?;
+        let magic: [u8; 4] = c
+            .array(|| "magic".to_string())
+            .map_err(|_| GgufError::BadMagic {
+                found: bytes[..bytes.len().min(4)].to_vec(),
+            })?;
         if magic != GGUF_MAGIC {
-            return Err(GgufError::BadMagic { found: magic.to_vec() });
+            return Err(GgufError::BadMagic {
+                found: magic.to_vec(),
+            });
         }
         let version = check_version(c.u32(|| "version".to_string())?)?;
 
@@ -57,7 +61,15 @@ impl Header {
         })?;
         check_layout(&tensors, alignment, data_offset, bytes.len() as u64)?;
 
-        Ok(Header { version, alignment, data_offset, header_len, metadata, tensors, tensor_index })
+        Ok(Header {
+            version,
+            alignment,
+            data_offset,
+            header_len,
+            metadata,
+            tensors,
+            tensor_index,
+        })
     }
 
     pub(crate) fn tensor(&self, name: &str) -> Option<&TensorInfo> {
@@ -105,7 +117,9 @@ fn read_metadata(c: &mut Cursor<'_>, n_kv: u64) -> Result<Metadata, GgufError> {
 
     for index in 0..n_kv {
         let index = index as usize;
-        let key = c.string(|| format!("key of metadata pair {index}"))?.to_string();
+        let key = c
+            .string(|| format!("key of metadata pair {index}"))?
+            .to_string();
         if key.is_empty() {
             return Err(GgufError::EmptyKey { index });
         }
@@ -125,8 +139,12 @@ pub(crate) fn alignment_of(metadata: &Metadata) -> Result<u64, GgufError> {
     match metadata.get(ALIGNMENT_KEY) {
         None => Ok(DEFAULT_ALIGNMENT),
         Some(Value::U32(alignment)) if alignment.is_power_of_two() => Ok(u64::from(*alignment)),
-        Some(Value::U32(alignment)) => Err(GgufError::InvalidAlignment { alignment: *alignment }),
-        Some(other) => Err(GgufError::AlignmentNotU32 { found: other.value_type() }),
+        Some(Value::U32(alignment)) => Err(GgufError::InvalidAlignment {
+            alignment: *alignment,
+        }),
+        Some(other) => Err(GgufError::AlignmentNotU32 {
+            found: other.value_type(),
+        }),
     }
 }
 
@@ -159,14 +177,22 @@ fn read_tensor_info(c: &mut Cursor<'_>, index: usize) -> Result<TensorInfo, Gguf
         return Err(GgufError::NoDimensions { tensor: name });
     }
     if n_dims > MAX_DIMS as u64 {
-        return Err(GgufError::TooManyDimensions { tensor: name, n_dims, max: MAX_DIMS });
+        return Err(GgufError::TooManyDimensions {
+            tensor: name,
+            n_dims,
+            max: MAX_DIMS,
+        });
     }
 
     let mut dims = Vec::with_capacity(n_dims as usize);
     for axis in 0..n_dims as usize {
         let raw = i64::from_le_bytes(c.array(|| format!("dimension {axis} of tensor '{name}'"))?);
         if raw <= 0 {
-            return Err(GgufError::InvalidDimension { tensor: name, axis, value: raw.into() });
+            return Err(GgufError::InvalidDimension {
+                tensor: name,
+                axis,
+                value: raw.into(),
+            });
         }
         dims.push(raw as u64);
     }
@@ -174,11 +200,19 @@ fn read_tensor_info(c: &mut Cursor<'_>, index: usize) -> Result<TensorInfo, Gguf
     let type_id = c.u32(|| format!("ggml type of tensor '{name}'"))?;
     let offset = c.u64(|| format!("data offset of tensor '{name}'"))?;
 
-    let ggml_type = GgmlType::from_id(type_id)
-        .ok_or_else(|| GgufError::UnknownGgmlType { tensor: name.clone(), type_id })?;
+    let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| GgufError::UnknownGgmlType {
+        tensor: name.clone(),
+        type_id,
+    })?;
     let size_bytes = checked_tensor_size(&name, &dims, ggml_type)?;
 
-    Ok(TensorInfo { name, dims, ggml_type, offset, size_bytes })
+    Ok(TensorInfo {
+        name,
+        dims,
+        ggml_type,
+        offset,
+        size_bytes,
+    })
 }
 
 pub(crate) fn check_tensor_name(name: &str, index: usize) -> Result<(), GgufError> {
@@ -197,10 +231,20 @@ pub(crate) fn check_tensor_name(name: &str, index: usize) -> Result<(), GgufErro
 
 /// Checks that the element count fits in i64 (as llama.cpp requires), that `ne[0]` is a
 /// block multiple, and returns the byte size.
-pub(crate) fn checked_tensor_size(name: &str, dims: &[u64], ggml_type: GgmlType) -> Result<usize, GgufError> {
-    let too_large = || GgufError::TensorTooLarge { tensor: name.to_string(), dims: dims.to_vec() };
+pub(crate) fn checked_tensor_size(
+    name: &str,
+    dims: &[u64],
+    ggml_type: GgmlType,
+) -> Result<usize, GgufError> {
+    let too_large = || GgufError::TensorTooLarge {
+        tensor: name.to_string(),
+        dims: dims.to_vec(),
+    };
 
-    let n_elements = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).ok_or_else(too_large)?;
+    let n_elements = dims
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(too_large)?;
     if n_elements > i64::MAX as u64 {
         return Err(too_large());
     }
@@ -232,7 +276,10 @@ fn check_layout(
         return Ok(());
     }
     if data_offset > file_len {
-        return Err(GgufError::DataSectionPastEnd { data_offset, file_len });
+        return Err(GgufError::DataSectionPastEnd {
+            data_offset,
+            file_len,
+        });
     }
     let data_len = file_len - data_offset;
 
@@ -245,7 +292,10 @@ fn check_layout(
             });
         }
 
-        let in_bounds = t.offset.checked_add(t.size_bytes as u64).is_some_and(|end| end <= data_len);
+        let in_bounds = t
+            .offset
+            .checked_add(t.size_bytes as u64)
+            .is_some_and(|end| end <= data_len);
         if !in_bounds {
             return Err(GgufError::TensorOutOfBounds {
                 tensor: t.name.clone(),

@@ -108,7 +108,10 @@ impl Metadata {
 
     /// Creates empty metadata with room for `capacity` pairs.
     pub fn with_capacity(capacity: usize) -> Self {
-        Metadata { pairs: Vec::with_capacity(capacity), index: HashMap::with_capacity(capacity) }
+        Metadata {
+            pairs: Vec::with_capacity(capacity),
+            index: HashMap::with_capacity(capacity),
+        }
     }
 
     /// Returns the number of key-value pairs.
@@ -150,7 +153,9 @@ impl Metadata {
     pub fn insert(&mut self, key: impl Into<String>, value: Value) -> Result<(), GgufError> {
         let key = key.into();
         if key.is_empty() {
-            return Err(GgufError::EmptyKey { index: self.pairs.len() });
+            return Err(GgufError::EmptyKey {
+                index: self.pairs.len(),
+            });
         }
         if self.index.contains_key(&key) {
             return Err(GgufError::DuplicateKey { key });
@@ -191,7 +196,9 @@ impl Metadata {
     }
 
     fn require(&self, key: &str) -> Result<&Value, MetadataError> {
-        self.get(key).ok_or_else(|| MetadataError::Missing { key: key.to_string() })
+        self.get(key).ok_or_else(|| MetadataError::Missing {
+            key: key.to_string(),
+        })
     }
 
     typed_getters! {
@@ -317,8 +324,13 @@ mod tests {
         let mut m = Metadata::new();
         m.insert("a", Value::U8(0)).unwrap();
 
-        assert!(matches!(m.insert("", Value::U8(0)), Err(GgufError::EmptyKey { index: 1 })));
-        assert!(matches!(m.insert("a", Value::U8(0)), Err(GgufError::DuplicateKey { key }) if key == "a"));
+        assert!(matches!(
+            m.insert("", Value::U8(0)),
+            Err(GgufError::EmptyKey { index: 1 })
+        ));
+        assert!(
+            matches!(m.insert("a", Value::U8(0)), Err(GgufError::DuplicateKey { key }) if key == "a")
+        );
     }
 
     #[test]
@@ -329,15 +341,26 @@ mod tests {
 
         assert_eq!(
             m.get_u32("n"),
-            Err(MetadataError::WrongType { key: "n".into(), expected: ValueType::U32, found: ValueType::I32 })
+            Err(MetadataError::WrongType {
+                key: "n".into(),
+                expected: ValueType::U32,
+                found: ValueType::I32
+            })
         );
-        assert_eq!(m.get_u32("x"), Err(MetadataError::Missing { key: "x".into() }));
+        assert_eq!(
+            m.get_u32("x"),
+            Err(MetadataError::Missing { key: "x".into() })
+        );
         assert_eq!(m.opt_u32("x"), Ok(None));
         assert!(m.opt_u32("n").is_err());
         assert_eq!(m.get_uint("n"), Ok(5));
         assert_eq!(
             m.get_string_array("t"),
-            Err(MetadataError::WrongArrayType { key: "t".into(), expected: ValueType::String, found: ValueType::U8 })
+            Err(MetadataError::WrongArrayType {
+                key: "t".into(),
+                expected: ValueType::String,
+                found: ValueType::U8
+            })
         );
         assert_eq!(
             m.get_string_array("t").unwrap_err().to_string(),

@@ -29,7 +29,10 @@ impl<'a> GgufView<'a> {
     }
 
     pub(crate) fn from_parts(bytes: &'a [u8], header: &Header) -> Self {
-        GgufView { bytes, header: header.clone() }
+        GgufView {
+            bytes,
+            header: header.clone(),
+        }
     }
 
     /// Returns the GGUF version (2 or 3).

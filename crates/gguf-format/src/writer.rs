@@ -44,7 +44,11 @@ pub struct GgufWriter {
 impl GgufWriter {
     /// Creates a writer with `metadata` and no tensors.
     pub fn new(metadata: Metadata) -> Self {
-        GgufWriter { metadata, tensors: Vec::new(), names: HashSet::new() }
+        GgufWriter {
+            metadata,
+            tensors: Vec::new(),
+            names: HashSet::new(),
+        }
     }
 
     /// Creates a writer with a copy of all metadata of `file`, in order, and no tensors.
@@ -73,7 +77,12 @@ impl GgufWriter {
     /// [`GgufError::DuplicateTensorName`], [`GgufError::NoDimensions`],
     /// [`GgufError::TooManyDimensions`] (over 4), [`GgufError::InvalidDimension`] (a 0 dim),
     /// [`GgufError::RowNotBlockAligned`] or [`GgufError::TensorTooLarge`].
-    pub fn add_tensor(&mut self, name: impl Into<String>, dims: &[u64], ggml_type: GgmlType) -> Result<(), GgufError> {
+    pub fn add_tensor(
+        &mut self,
+        name: impl Into<String>,
+        dims: &[u64],
+        ggml_type: GgmlType,
+    ) -> Result<(), GgufError> {
         let name = name.into();
         check_tensor_name(&name, self.tensors.len())?;
         if self.names.contains(&name) {
@@ -84,15 +93,29 @@ impl GgufWriter {
             return Err(GgufError::NoDimensions { tensor: name });
         }
         if dims.len() > MAX_DIMS {
-            return Err(GgufError::TooManyDimensions { tensor: name, n_dims: dims.len() as u64, max: MAX_DIMS });
+            return Err(GgufError::TooManyDimensions {
+                tensor: name,
+                n_dims: dims.len() as u64,
+                max: MAX_DIMS,
+            });
         }
         if let Some(axis) = dims.iter().position(|&d| d == 0) {
-            return Err(GgufError::InvalidDimension { tensor: name, axis, value: 0 });
+            return Err(GgufError::InvalidDimension {
+                tensor: name,
+                axis,
+                value: 0,
+            });
         }
         let size_bytes = checked_tensor_size(&name, dims, ggml_type)?;
 
         self.names.insert(name.clone());
-        self.tensors.push(TensorInfo { name, dims: dims.to_vec(), ggml_type, offset: 0, size_bytes });
+        self.tensors.push(TensorInfo {
+            name,
+            dims: dims.to_vec(),
+            ggml_type,
+            offset: 0,
+            size_bytes,
+        });
         Ok(())
     }
 
@@ -112,7 +135,10 @@ impl GgufWriter {
             offset = (t.size_bytes as u64)
                 .checked_add(offset)
                 .and_then(|end| align_up(end, alignment))
-                .ok_or_else(|| GgufError::TensorTooLarge { tensor: t.name.clone(), dims: t.dims.clone() })?;
+                .ok_or_else(|| GgufError::TensorTooLarge {
+                    tensor: t.name.clone(),
+                    dims: t.dims.clone(),
+                })?;
         }
         Ok(tensors)
     }
@@ -147,7 +173,11 @@ impl GgufWriter {
         let mut position = data_offset;
         for (index, info) in tensors.iter().enumerate() {
             let expected = info.size_bytes as u64;
-            let mut sink = ExactSink { inner: out, limit: expected, written: 0 };
+            let mut sink = ExactSink {
+                inner: out,
+                limit: expected,
+                written: 0,
+            };
             data(index, info, &mut sink)?;
 
             if sink.written != expected {
@@ -198,7 +228,10 @@ impl GgufWriter {
         data: impl FnMut(usize, &TensorInfo, &mut dyn Write) -> Result<(), GgufError>,
     ) -> Result<(), GgufError> {
         let path = path.as_ref();
-        let io_error = |source| GgufError::Io { path: path.to_path_buf(), source };
+        let io_error = |source| GgufError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
 
         let temp = TempFile::create(path).map_err(io_error)?;
         let file = temp.file.try_clone().map_err(io_error)?;
@@ -265,8 +298,16 @@ impl TempFile {
         temp_name.push(format!(".tmp-{}", std::process::id()));
         let path = destination.with_file_name(temp_name);
 
-        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&path)?;
-        Ok(TempFile { path, file, persisted: false })
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        Ok(TempFile {
+            path,
+            file,
+            persisted: false,
+        })
     }
 
     /// Syncs the data to disk and renames the file to `destination`.
@@ -278,7 +319,11 @@ impl TempFile {
         // Sync the folder too so the rename itself survives a crash; not every platform
         // can open a folder, so failure here is not an error.
         if let Some(parent) = destination.parent() {
-            let folder = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            let folder = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
             if let Ok(dir) = File::open(folder) {
                 let _ = dir.sync_all();
             }

@@ -15,7 +15,12 @@ fn fuzz_corpus_never_panics() {
 
         if let Ok(view) = GgufView::parse(&bytes) {
             for t in view.tensors() {
-                assert_eq!(view.tensor_data(t).len(), t.size_bytes, "{}", path.display());
+                assert_eq!(
+                    view.tensor_data(t).len(),
+                    t.size_bytes,
+                    "{}",
+                    path.display()
+                );
             }
         }
         replayed += 1;

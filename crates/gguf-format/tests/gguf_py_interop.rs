@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use gguf_format::{Array, GgmlType, GgufFile, GgufWriter, Metadata, Value, ValueType};
 use serde_json::{json, Value as Json};
 
-const FIXTURES: [&str; 3] = ["gguf_py_all_types.gguf", "gguf_py_aligned64.gguf", "gguf_py_no_tensors.gguf"];
+const FIXTURES: [&str; 3] = [
+    "gguf_py_all_types.gguf",
+    "gguf_py_aligned64.gguf",
+    "gguf_py_no_tensors.gguf",
+];
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
@@ -99,7 +103,9 @@ fn describe(file: &GgufFile) -> Json {
 fn rewrite(file: &GgufFile) -> Vec<u8> {
     let mut writer = GgufWriter::from_file(file);
     for t in file.tensors() {
-        writer.add_tensor(t.name.clone(), &t.dims, t.ggml_type).unwrap();
+        writer
+            .add_tensor(t.name.clone(), &t.dims, t.ggml_type)
+            .unwrap();
     }
     writer
         .write_to_vec(|_, info, out| Ok(out.write_all(file.tensor_bytes(&info.name).unwrap())?))
@@ -108,8 +114,10 @@ fn rewrite(file: &GgufFile) -> Vec<u8> {
 
 #[test]
 fn gguf_py_fixtures_read_identically() {
-    let expected: Json =
-        serde_json::from_str(&std::fs::read_to_string(data_dir().join("gguf_py_expected.json")).unwrap()).unwrap();
+    let expected: Json = serde_json::from_str(
+        &std::fs::read_to_string(data_dir().join("gguf_py_expected.json")).unwrap(),
+    )
+    .unwrap();
 
     for name in FIXTURES {
         let file = GgufFile::open(data_dir().join(name)).unwrap();
@@ -129,7 +137,10 @@ fn gguf_py_fixtures_rewrite_byte_identical() {
     for name in FIXTURES {
         let original = std::fs::read(data_dir().join(name)).unwrap();
         let file = GgufFile::from_bytes(original.clone()).unwrap();
-        assert!(rewrite(&file) == original, "{name}: our writer's bytes differ from gguf-py's");
+        assert!(
+            rewrite(&file) == original,
+            "{name}: our writer's bytes differ from gguf-py's"
+        );
     }
 }
 
@@ -149,19 +160,33 @@ fn all_types_file() -> Vec<u8> {
     m.insert("t.u64", Value::U64(1 << 40)).unwrap();
     m.insert("t.i64", Value::I64(-(1 << 40))).unwrap();
     m.insert("t.f64", Value::F64(-0.3)).unwrap();
-    m.insert("t.tokens", Value::Array(Array::String(vec!["<pad>".into(), "▁a".into(), "日本".into()]))).unwrap();
-    m.insert("t.scores", Value::from(vec![0.5f32, -1.0, 2.25])).unwrap();
+    m.insert(
+        "t.tokens",
+        Value::Array(Array::String(vec![
+            "<pad>".into(),
+            "▁a".into(),
+            "日本".into(),
+        ])),
+    )
+    .unwrap();
+    m.insert("t.scores", Value::from(vec![0.5f32, -1.0, 2.25]))
+        .unwrap();
     m.insert("t.types", Value::from(vec![1i32, 2, 3])).unwrap();
     m.insert("t.flags", Value::from(vec![true, false])).unwrap();
     m.insert("t.u64s", Value::from(vec![u64::MAX, 0])).unwrap();
-    m.insert("t.empty", Value::Array(Array::String(Vec::new()))).unwrap();
+    m.insert("t.empty", Value::Array(Array::String(Vec::new())))
+        .unwrap();
     m.insert("t.after_empty", Value::U32(42)).unwrap();
 
     let mut writer = GgufWriter::new(m);
     writer.add_tensor("w.f32", &[4, 3], GgmlType::F32).unwrap();
-    writer.add_tensor("w.q8_0", &[64, 2], GgmlType::Q8_0).unwrap();
+    writer
+        .add_tensor("w.q8_0", &[64, 2], GgmlType::Q8_0)
+        .unwrap();
     writer.add_tensor("w.q6_k", &[256], GgmlType::Q6_K).unwrap();
-    writer.add_tensor("w.f16", &[3, 1, 2, 1], GgmlType::F16).unwrap();
+    writer
+        .add_tensor("w.f16", &[3, 1, 2, 1], GgmlType::F16)
+        .unwrap();
     writer
         .write_to_vec(|i, info, out| {
             let bytes: Vec<u8> = (0..info.size_bytes).map(|j| (i * 31 + j) as u8).collect();
@@ -182,7 +207,9 @@ fn our_file_reads_identically_in_gguf_py() {
                   sys.path.insert(0, sys.argv[1])\n\
                   from make_gguf_fixtures import describe\n\
                   print(json.dumps(describe(sys.argv[2])))\n";
-    let Some(stdout) = common::run_python(script, &[&scripts, &path]) else { return };
+    let Some(stdout) = common::run_python(script, &[&scripts, &path]) else {
+        return;
+    };
     let theirs: Json = serde_json::from_str(&stdout).unwrap();
 
     assert_eq!(ours["version"], theirs["version"]);

@@ -8,18 +8,29 @@ use gguf_format::{Array, GgmlType, GgufFile, GgufWriter, Value, ValueType};
 
 #[test]
 fn real_model_lists_metadata_and_tensors() {
-    let Some(path) = common::real_model() else { return };
+    let Some(path) = common::real_model() else {
+        return;
+    };
     let file = GgufFile::open(&path).unwrap();
 
     assert_eq!(file.version(), 3);
     assert_eq!(file.metadata().len(), 33);
     assert_eq!(file.tensors().len(), 236);
-    assert_eq!(file.metadata().get_str("general.architecture"), Ok("gemma3"));
+    assert_eq!(
+        file.metadata().get_str("general.architecture"),
+        Ok("gemma3")
+    );
 
-    let tokens = file.metadata().get_string_array("tokenizer.ggml.tokens").unwrap();
+    let tokens = file
+        .metadata()
+        .get_string_array("tokenizer.ggml.tokens")
+        .unwrap();
     assert_eq!(tokens.len(), 262144);
     assert_eq!(
-        file.metadata().get_array("tokenizer.ggml.tokens").unwrap().element_type(),
+        file.metadata()
+            .get_array("tokenizer.ggml.tokens")
+            .unwrap()
+            .element_type(),
         ValueType::String
     );
 
@@ -39,7 +50,9 @@ fn real_model_lists_metadata_and_tensors() {
 
 #[test]
 fn real_model_tensor_data_is_in_file() {
-    let Some(path) = common::real_model() else { return };
+    let Some(path) = common::real_model() else {
+        return;
+    };
     let file = GgufFile::open(&path).unwrap();
     let file_len = std::fs::metadata(&path).unwrap().len();
 
@@ -47,7 +60,10 @@ fn real_model_tensor_data_is_in_file() {
     for t in file.tensors() {
         let data = file.tensor_data(t);
         assert_eq!(data.len(), t.size_bytes, "{}", t.name);
-        assert_eq!(file.tensor_bytes(&t.name).map(<[u8]>::len), Some(t.size_bytes));
+        assert_eq!(
+            file.tensor_bytes(&t.name).map(<[u8]>::len),
+            Some(t.size_bytes)
+        );
         end = end.max(file.data_offset() + t.offset + t.size_bytes as u64);
     }
     assert!(end <= file_len);
@@ -59,7 +75,9 @@ fn real_model_tensor_data_is_in_file() {
 fn rewrite(file: &GgufFile, path: &std::path::Path, edit: impl FnOnce(&mut GgufWriter)) {
     let mut writer = GgufWriter::from_file(file);
     for t in file.tensors() {
-        writer.add_tensor(t.name.clone(), &t.dims, t.ggml_type).unwrap();
+        writer
+            .add_tensor(t.name.clone(), &t.dims, t.ggml_type)
+            .unwrap();
     }
     edit(&mut writer);
 
@@ -73,7 +91,9 @@ fn rewrite(file: &GgufFile, path: &std::path::Path, edit: impl FnOnce(&mut GgufW
 
 #[test]
 fn real_model_rewrite_is_byte_identical() {
-    let Some(path) = common::real_model() else { return };
+    let Some(path) = common::real_model() else {
+        return;
+    };
     let file = GgufFile::open(&path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("rewritten.gguf");
@@ -89,12 +109,16 @@ fn real_model_rewrite_is_byte_identical() {
 
 #[test]
 fn real_model_realigned_to_64_keeps_tensors() {
-    let Some(path) = common::real_model() else { return };
+    let Some(path) = common::real_model() else {
+        return;
+    };
     let file = GgufFile::open(&path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("aligned64.gguf");
 
-    rewrite(&file, &out_path, |w| w.metadata_mut().set("general.alignment", Value::U32(64)));
+    rewrite(&file, &out_path, |w| {
+        w.metadata_mut().set("general.alignment", Value::U32(64))
+    });
 
     let realigned = GgufFile::open(&out_path).unwrap();
     assert_eq!(realigned.alignment(), 64);
@@ -103,7 +127,12 @@ fn real_model_realigned_to_64_keeps_tensors() {
     for t in file.tensors() {
         let info = realigned.tensor(&t.name).unwrap();
         assert_eq!(info.offset % 64, 0, "{}", t.name);
-        assert_eq!(realigned.tensor_data(info), file.tensor_data(t), "{}", t.name);
+        assert_eq!(
+            realigned.tensor_data(info),
+            file.tensor_data(t),
+            "{}",
+            t.name
+        );
     }
 
     // gguf-py must find every tensor at the same place with the same bytes.
@@ -115,7 +144,9 @@ print(reader.alignment)
 for t in reader.tensors:
     print(t.name, t.data_offset, hashlib.sha256(t.data.tobytes()).hexdigest())
 "#;
-    let Some(stdout) = common::run_python(script, &[&out_path]) else { return };
+    let Some(stdout) = common::run_python(script, &[&out_path]) else {
+        return;
+    };
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("64"));
 
@@ -123,8 +154,18 @@ for t in reader.tensors:
     for line in lines {
         let fields: Vec<&str> = line.split(' ').collect();
         let info = realigned.tensor(fields[0]).unwrap();
-        assert_eq!(fields[1], (realigned.data_offset() + info.offset).to_string(), "{}", info.name);
-        assert_eq!(fields[2], common::sha256_hex(realigned.tensor_data(info)), "{}", info.name);
+        assert_eq!(
+            fields[1],
+            (realigned.data_offset() + info.offset).to_string(),
+            "{}",
+            info.name
+        );
+        assert_eq!(
+            fields[2],
+            common::sha256_hex(realigned.tensor_data(info)),
+            "{}",
+            info.name
+        );
         seen += 1;
     }
     assert_eq!(seen, 236);
@@ -147,7 +188,9 @@ fn encoded_len(value: &Value) -> usize {
 fn truncation_points(file: &GgufFile) -> Vec<usize> {
     const DENSE_PREFIX: usize = 64 * 1024;
     let mut points: Vec<usize> = (0..DENSE_PREFIX).collect();
-    let near = |points: &mut Vec<usize>, boundary: usize| points.extend(boundary.saturating_sub(2)..=boundary + 2);
+    let near = |points: &mut Vec<usize>, boundary: usize| {
+        points.extend(boundary.saturating_sub(2)..=boundary + 2)
+    };
 
     let mut offset = 24;
     for (key, value) in file.metadata().iter() {
@@ -170,7 +213,11 @@ fn truncation_points(file: &GgufFile) -> Vec<usize> {
         }
         offset += len;
     }
-    assert_eq!(offset as u64, file.header_len(), "record sizes do not add up to the header");
+    assert_eq!(
+        offset as u64,
+        file.header_len(),
+        "record sizes do not add up to the header"
+    );
 
     points.push(offset);
     points.retain(|&p| p <= offset);
@@ -184,7 +231,9 @@ fn truncation_points(file: &GgufFile) -> Vec<usize> {
 /// vocabulary takes tens of milliseconds, so only the first 64 KiB is covered at every byte.
 #[test]
 fn real_model_truncated_header_fails() {
-    let Some(path) = common::real_model() else { return };
+    let Some(path) = common::real_model() else {
+        return;
+    };
     let bytes = std::fs::read(&path).unwrap();
     let file = GgufFile::from_bytes(bytes.clone()).unwrap();
 

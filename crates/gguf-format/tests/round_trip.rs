@@ -69,11 +69,18 @@ fn metadata() -> impl Strategy<Value = Metadata> {
 
 /// A tensor: type, dims with `ne[0]` a block multiple, and random data of the right size.
 fn tensor() -> impl Strategy<Value = (GgmlType, Vec<u64>, Vec<u8>)> {
-    let types = prop::sample::select(vec![GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::I8]);
+    let types = prop::sample::select(vec![
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::I8,
+    ]);
     (types, 1u64..3, vec(1u64..4, 0..4)).prop_flat_map(|(ggml_type, blocks, rest)| {
         let mut dims = vec![blocks * ggml_type.block_size() as u64];
         dims.extend(rest);
-        let size = ggml_type.row_size(dims[0]).unwrap() * dims[1..].iter().product::<u64>() as usize;
+        let size =
+            ggml_type.row_size(dims[0]).unwrap() * dims[1..].iter().product::<u64>() as usize;
         (Just(ggml_type), Just(dims), vec(any::<u8>(), size))
     })
 }

@@ -20,8 +20,10 @@ fn fill(index: usize, size: usize) -> Vec<u8> {
 
 /// Lists the file names in `dir`, sorted.
 fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }
@@ -35,7 +37,9 @@ fn tensor_offsets_are_packed_and_aligned() {
     assert_eq!(infos[1].size_bytes, 68);
 
     let mut writer = small_writer();
-    writer.metadata_mut().set("general.alignment", Value::U32(64));
+    writer
+        .metadata_mut()
+        .set("general.alignment", Value::U32(64));
     let infos = writer.tensor_infos().unwrap();
     assert_eq!(infos[1].offset, 64);
 }
@@ -44,7 +48,11 @@ fn tensor_offsets_are_packed_and_aligned() {
 fn written_file_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.gguf");
-    small_writer().write_to_path(&path, |i, info, out| Ok(out.write_all(&fill(i, info.size_bytes))?)).unwrap();
+    small_writer()
+        .write_to_path(&path, |i, info, out| {
+            Ok(out.write_all(&fill(i, info.size_bytes))?)
+        })
+        .unwrap();
 
     let file = GgufFile::open(&path).unwrap();
     assert_eq!(file.version(), 3);
@@ -73,7 +81,11 @@ fn wrong_data_length_leaves_no_file() {
             matches!(&err, GgufError::WrongTensorDataLength { tensor, expected: 68, written } if tensor == "b" && *written == expected_written),
             "{err:?}"
         );
-        assert!(entries(dir.path()).is_empty(), "delta {delta}: {:?}", entries(dir.path()));
+        assert!(
+            entries(dir.path()).is_empty(),
+            "delta {delta}: {:?}",
+            entries(dir.path())
+        );
     }
 }
 
@@ -86,12 +98,18 @@ fn failed_write_keeps_existing_file() {
     let err = small_writer()
         .write_to_path(&path, |i, info, out| {
             if i == 1 {
-                return Err(GgufError::TensorSource { tensor: info.name.clone(), source: "quantization failed".into() });
+                return Err(GgufError::TensorSource {
+                    tensor: info.name.clone(),
+                    source: "quantization failed".into(),
+                });
             }
             Ok(out.write_all(&fill(i, info.size_bytes))?)
         })
         .unwrap_err();
-    assert_eq!(err.to_string(), "producing data for tensor 'b' failed: quantization failed");
+    assert_eq!(
+        err.to_string(),
+        "producing data for tensor 'b' failed: quantization failed"
+    );
     assert_eq!(std::fs::read(&path).unwrap(), b"previous contents");
     assert_eq!(entries(dir.path()), ["out.gguf"]);
 }
@@ -102,7 +120,9 @@ fn panicking_callback_leaves_no_temp_file() {
     let path = dir.path().join("out.gguf");
 
     let result = std::panic::catch_unwind(|| {
-        small_writer().write_to_path(&path, |_, _, _| panic!("callback panicked")).ok();
+        small_writer()
+            .write_to_path(&path, |_, _, _| panic!("callback panicked"))
+            .ok();
     });
     assert!(result.is_err());
     assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
@@ -112,27 +132,46 @@ fn panicking_callback_leaves_no_temp_file() {
 fn missing_folder_is_io_error_naming_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("no/such/folder/out.gguf");
-    let err = small_writer().write_to_path(&path, |_, _, _| Ok(())).unwrap_err();
-    assert!(matches!(&err, GgufError::Io { path: p, .. } if *p == path), "{err:?}");
+    let err = small_writer()
+        .write_to_path(&path, |_, _, _| Ok(()))
+        .unwrap_err();
+    assert!(
+        matches!(&err, GgufError::Io { path: p, .. } if *p == path),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("out.gguf"), "{err}");
 }
 
 #[test]
 fn copied_metadata_can_be_overridden() {
-    let bytes = small_writer().write_to_vec(|i, info, out| Ok(out.write_all(&fill(i, info.size_bytes))?)).unwrap();
+    let bytes = small_writer()
+        .write_to_vec(|i, info, out| Ok(out.write_all(&fill(i, info.size_bytes))?))
+        .unwrap();
     let file = GgufFile::from_bytes(bytes).unwrap();
 
     let mut writer = GgufWriter::from_file(&file);
-    writer.metadata_mut().set("general.architecture", "gemma2".into());
-    writer.metadata_mut().set("general.file_type", Value::U32(15));
-    assert_eq!(writer.metadata_mut().remove("general.name"), Some(Value::from("small")));
+    writer
+        .metadata_mut()
+        .set("general.architecture", "gemma2".into());
+    writer
+        .metadata_mut()
+        .set("general.file_type", Value::U32(15));
+    assert_eq!(
+        writer.metadata_mut().remove("general.name"),
+        Some(Value::from("small"))
+    );
     writer.add_tensor("a", &[3], GgmlType::F32).unwrap();
-    let bytes = writer.write_to_vec(|_, _, out| Ok(out.write_all(&[0; 12])?)).unwrap();
+    let bytes = writer
+        .write_to_vec(|_, _, out| Ok(out.write_all(&[0; 12])?))
+        .unwrap();
 
     let copy = GgufFile::from_bytes(bytes).unwrap();
     let keys: Vec<&str> = copy.metadata().keys().collect();
     assert_eq!(keys, ["general.architecture", "general.file_type"]);
-    assert_eq!(copy.metadata().get_str("general.architecture"), Ok("gemma2"));
+    assert_eq!(
+        copy.metadata().get_str("general.architecture"),
+        Ok("gemma2")
+    );
 }
 
 #[test]
@@ -140,10 +179,20 @@ fn writer_rejects_bad_tensor_shapes() {
     let mut writer = GgufWriter::default();
     let err = writer.add_tensor("t", &[], GgmlType::F32).unwrap_err();
     assert!(matches!(err, GgufError::NoDimensions { .. }), "{err:?}");
-    let err = writer.add_tensor("t", &[1, 1, 1, 1, 1], GgmlType::F32).unwrap_err();
-    assert!(matches!(err, GgufError::TooManyDimensions { n_dims: 5, .. }), "{err:?}");
+    let err = writer
+        .add_tensor("t", &[1, 1, 1, 1, 1], GgmlType::F32)
+        .unwrap_err();
+    assert!(
+        matches!(err, GgufError::TooManyDimensions { n_dims: 5, .. }),
+        "{err:?}"
+    );
     let err = writer.add_tensor("t", &[100], GgmlType::Q4_K).unwrap_err();
-    assert!(matches!(err, GgufError::RowNotBlockAligned { row_len: 100, .. }), "{err:?}");
-    let err = writer.add_tensor("t", &[u64::MAX, 2], GgmlType::F32).unwrap_err();
+    assert!(
+        matches!(err, GgufError::RowNotBlockAligned { row_len: 100, .. }),
+        "{err:?}"
+    );
+    let err = writer
+        .add_tensor("t", &[u64::MAX, 2], GgmlType::F32)
+        .unwrap_err();
     assert!(matches!(err, GgufError::TensorTooLarge { .. }), "{err:?}");
 }

@@ -9,17 +9,25 @@ use std::path::PathBuf;
 /// When the file is missing this panics if `CI=true` and otherwise prints a loud
 /// "skipped: model missing" line and returns `None`.
 pub fn real_model() -> Option<PathBuf> {
-    let path = std::env::var_os("GEMMA3_270M_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/gemma-3-270m-q4_k_m.gguf")
-    });
+    let path = std::env::var_os("GEMMA3_270M_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/gemma-3-270m-q4_k_m.gguf")
+        });
     if path.is_file() {
         return Some(path);
     }
 
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("model missing at {}; run scripts/fetch-model.sh", path.display());
+        panic!(
+            "model missing at {}; run scripts/fetch-model.sh",
+            path.display()
+        );
     }
-    eprintln!("=== skipped: model missing at {} (run scripts/fetch-model.sh) ===", path.display());
+    eprintln!(
+        "=== skipped: model missing at {} (run scripts/fetch-model.sh) ===",
+        path.display()
+    );
     None
 }
 
@@ -30,13 +38,17 @@ pub fn real_model() -> Option<PathBuf> {
 ///
 /// Panics when the script fails, or when python3 or `gguf` is missing and `CI=true`.
 pub fn run_python(script: &str, args: &[&std::path::Path]) -> Option<String> {
-    let probe = std::process::Command::new("python3").args(["-c", "import gguf, numpy"]).output();
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import gguf, numpy"])
+        .output();
     let available = matches!(&probe, Ok(o) if o.status.success());
     if !available {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("python3 with the gguf and numpy packages is required: pip install gguf==0.19.0 numpy");
         }
-        eprintln!("=== skipped: python3 with gguf and numpy missing (pip install gguf==0.19.0 numpy) ===");
+        eprintln!(
+            "=== skipped: python3 with gguf and numpy missing (pip install gguf==0.19.0 numpy) ==="
+        );
         return None;
     }
 
@@ -58,7 +70,10 @@ pub fn run_python(script: &str, args: &[&std::path::Path]) -> Option<String> {
 /// Returns the lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Builds GGUF bytes field by field, for hand-made (often malformed) test files.
@@ -114,7 +129,13 @@ impl RawGguf {
     }
 
     /// Appends a tensor info with dims as signed 64-bit values.
-    pub fn tensor_info(&mut self, name: &str, dims: &[i64], type_id: u32, offset: u64) -> &mut Self {
+    pub fn tensor_info(
+        &mut self,
+        name: &str,
+        dims: &[i64],
+        type_id: u32,
+        offset: u64,
+    ) -> &mut Self {
         self.string(name.as_bytes()).u32(dims.len() as u32);
         for &d in dims {
             self.i64(d);
