@@ -109,12 +109,12 @@ fn print_text(path: &std::path::Path, file: &GgufFile, max_items: usize) {
 fn describe_value(value: &Value, max_items: usize) -> String {
     match value {
         Value::Array(array) => {
-            let shown = array.len().min(max_items);
-            let mut items: Vec<String> = (0..shown)
+            let n_shown = array.len().min(max_items);
+            let mut items: Vec<String> = (0..n_shown)
                 .filter_map(|i| array.get(i))
                 .map(|v| scalar_text(&v))
                 .collect();
-            if shown < array.len() {
+            if n_shown < array.len() {
                 items.push("...".to_string());
             }
             format!(
@@ -158,9 +158,9 @@ fn scalar_json(value: &Value) -> Json {
 }
 
 fn array_json(array: &Array, max_items: usize) -> Json {
-    let shown = array.len().min(max_items);
+    let n_shown = array.len().min(max_items);
     Json::Array(
-        (0..shown)
+        (0..n_shown)
             .filter_map(|i| array.get(i))
             .map(|v| scalar_json(&v))
             .collect(),

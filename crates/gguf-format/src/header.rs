@@ -88,9 +88,9 @@ fn check_version(version: u32) -> Result<u32, GgufError> {
     }
 }
 
-/// Reads a 64-bit record count. llama.cpp stores the counts as i64 and rejects negative
-/// values; a count larger than the file is left to fail at the first missing record, with
-/// an error that names that record.
+/// Reads a 64-bit record count and rejects negative values, as llama.cpp does (it stores
+/// counts as i64). A count larger than the file fails later, at the first missing record,
+/// with an error that names that record.
 fn read_count(c: &mut Cursor<'_>, field: &str) -> Result<u64, GgufError> {
     let offset = c.offset();
     let count = c.u64(|| field.to_string())?;

@@ -26,7 +26,7 @@ const ZEROS: [u8; 4096] = [0; 4096];
 /// Writes a GGUF v3 file without holding tensor data in memory.
 ///
 /// The writer first collects metadata and tensor infos (name, dims, type). Writing then
-/// emits the header, and asks a callback for each tensor's bytes in order, so a 20 GB
+/// emits the header and calls a callback for each tensor's bytes in order, so a 20 GB
 /// model passes through in tensor-sized pieces. The layout is llama.cpp's: tensors packed
 /// in the order added, each at an offset that is a multiple of the alignment, each followed
 /// by zero padding up to the alignment (the last one too). The alignment is
@@ -152,8 +152,8 @@ impl GgufWriter {
     ///
     /// Metadata errors ([`GgufError::EmptyKey`], a bad `general.alignment`, an over-long
     /// string or array), [`GgufError::WrongTensorDataLength`], any error the callback
-    /// returns, and [`GgufError::Write`] when `out` fails. On error `out` holds a partial
-    /// file; [`GgufWriter::write_to_path`] never leaves one behind.
+    /// returns, and [`GgufError::Write`] when `out` fails. On error `out` contains a partial
+    /// file, but [`GgufWriter::write_to_path`] never leaves one behind.
     pub fn write_to(
         self,
         out: &mut dyn Write,

@@ -181,10 +181,11 @@ fn encoded_len(value: &Value) -> usize {
     }
 }
 
-/// Returns the prefix lengths of the real model's header to parse: every length up to
-/// 64 KiB, which covers the fixed header, the small pairs and the start of the vocabulary,
-/// then 2 bytes either side of every record boundary and field boundary of the tensor infos
-/// of every 8th tensor, and every length inside the first and last tensor info.
+/// Returns the prefix lengths of the real model's header to parse. Every length up to 64 KiB
+/// is included, which covers the fixed header, the small pairs and the start of the
+/// vocabulary. After that come 2 bytes either side of every metadata record boundary and of
+/// every field boundary in every 8th tensor info, and every length inside the first and
+/// last tensor info.
 fn truncation_points(file: &GgufFile) -> Vec<usize> {
     const DENSE_PREFIX: usize = 64 * 1024;
     let mut points: Vec<usize> = (0..DENSE_PREFIX).collect();

@@ -67,7 +67,8 @@ fn metadata() -> impl Strategy<Value = Metadata> {
     })
 }
 
-/// A tensor: type, dims with `ne[0]` a block multiple, and random data of the right size.
+/// Generates a tensor: type, dims with `ne[0]` a block multiple, and random data of the
+/// right size.
 fn tensor() -> impl Strategy<Value = (GgmlType, Vec<u64>, Vec<u8>)> {
     let types = prop::sample::select(vec![
         GgmlType::F32,
