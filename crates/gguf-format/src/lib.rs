@@ -93,4 +93,4 @@ pub use metadata::Metadata;
 pub use tensor_info::TensorInfo;
 pub use value::{Array, Value, ValueType};
 pub use view::GgufView;
-pub use writer::GgufWriter;
+pub use writer::{slice_source, GgufWriter};

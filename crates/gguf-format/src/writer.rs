@@ -247,6 +247,40 @@ impl GgufWriter {
     }
 }
 
+/// Returns a tensor data callback for [`GgufWriter::write_to_path`] and friends that writes
+/// `slices[index]` for tensor `index`, for callers that already hold every tensor in memory.
+///
+/// The callback fails with [`GgufError::TensorSource`] when there are fewer slices than
+/// tensors; a slice of the wrong length fails as [`GgufError::WrongTensorDataLength`].
+///
+/// ```
+/// use gguf_format::{slice_source, GgmlType, GgufView, GgufWriter, Metadata};
+///
+/// let mut writer = GgufWriter::new(Metadata::new());
+/// writer.add_tensor("a", &[2], GgmlType::F32).unwrap();
+/// writer.add_tensor("b", &[1], GgmlType::F32).unwrap();
+/// let data = [vec![0u8; 8], 1f32.to_le_bytes().to_vec()];
+///
+/// let bytes = writer.write_to_vec(slice_source(&data)).unwrap();
+/// assert_eq!(GgufView::parse(&bytes).unwrap().tensor_bytes("b"), Some(&data[1][..]));
+/// ```
+pub fn slice_source<S: AsRef<[u8]>>(
+    slices: &[S],
+) -> impl FnMut(usize, &TensorInfo, &mut dyn Write) -> Result<(), GgufError> + '_ {
+    move |index, info, out| {
+        let slice = slices.get(index).ok_or_else(|| GgufError::TensorSource {
+            tensor: info.name.clone(),
+            source: format!(
+                "no data slice for tensor {index}; {} slices given",
+                slices.len()
+            )
+            .into(),
+        })?;
+        out.write_all(slice.as_ref())?;
+        Ok(())
+    }
+}
+
 /// Writes `n` zero bytes.
 fn write_zeros(out: &mut dyn Write, mut n: u64) -> io::Result<()> {
     while n > 0 {

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use gguf_format::{GgmlType, GgufError, GgufFile, GgufWriter, Metadata, Value};
+use gguf_format::{
+    slice_source, GgmlType, GgufError, GgufFile, GgufView, GgufWriter, Metadata, Value,
+};
 
 fn small_writer() -> GgufWriter {
     let mut m = Metadata::new();
@@ -195,4 +197,29 @@ fn writer_rejects_bad_tensor_shapes() {
         .add_tensor("t", &[u64::MAX, 2], GgmlType::F32)
         .unwrap_err();
     assert!(matches!(err, GgufError::TensorTooLarge { .. }), "{err:?}");
+}
+
+#[test]
+fn slice_source_checks_count() {
+    let data = [fill(0, 12)];
+    let err = small_writer()
+        .write_to_vec(slice_source(&data))
+        .unwrap_err();
+    assert!(
+        matches!(&err, GgufError::TensorSource { tensor, .. } if tensor == "b"),
+        "{err:?}"
+    );
+
+    let data = [fill(0, 12), fill(1, 68)];
+    let bytes = small_writer().write_to_vec(slice_source(&data)).unwrap();
+    let view = GgufView::parse(&bytes).unwrap();
+    assert_eq!(view.tensor_bytes("b"), Some(&data[1][..]));
+}
+
+#[test]
+fn readers_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<GgufFile>();
+    assert_send_sync::<GgufView<'static>>();
+    assert_send_sync::<GgufWriter>();
 }
