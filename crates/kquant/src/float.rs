@@ -4,6 +4,7 @@
 //! `ggml_fp32_to_bf16_row_ref`); widening back to f32 is exact.
 
 use gguf_format::GgmlType;
+use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
 use crate::traits::QuantBlock;
@@ -28,15 +29,12 @@ impl QuantBlock for f16 {
 
     /// Rounds each value to f16; the imatrix is ignored. Magnitudes above 65504 become infinite.
     fn quantize_row(row: &[f32], _imatrix: Option<&[f32]>, out: &mut [Self]) {
-        for (half, &value) in out.iter_mut().zip(row) {
-            *half = f16::from_f32(value);
-        }
+        // The slice conversion uses the F16C instructions when the CPU has them (same rounding).
+        out.convert_from_f32_slice(row);
     }
 
     fn dequantize_row(blocks: &[Self], out: &mut [f32]) {
-        for (value, half) in out.iter_mut().zip(blocks) {
-            *value = half.to_f32();
-        }
+        blocks.convert_to_f32_slice(out);
     }
 }
 
@@ -46,14 +44,10 @@ impl QuantBlock for bf16 {
 
     /// Rounds each value to bf16; the imatrix is ignored.
     fn quantize_row(row: &[f32], _imatrix: Option<&[f32]>, out: &mut [Self]) {
-        for (half, &value) in out.iter_mut().zip(row) {
-            *half = bf16::from_f32(value);
-        }
+        out.convert_from_f32_slice(row);
     }
 
     fn dequantize_row(blocks: &[Self], out: &mut [f32]) {
-        for (value, half) in out.iter_mut().zip(blocks) {
-            *value = half.to_f32();
-        }
+        blocks.convert_to_f32_slice(out);
     }
 }

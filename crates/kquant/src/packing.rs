@@ -35,6 +35,29 @@ pub(crate) fn c_float_to_byte(x: f32) -> u8 {
     truncated as u8
 }
 
+/// Rounds half away from zero (C's `roundf`) and converts like [`c_float_to_byte`].
+///
+/// Below 2^23 in magnitude the fraction `x - trunc(x)` is exact, so comparing it with ±0.5
+/// reproduces `roundf` without the libm call that `f32::round` compiles to on x86-64.
+pub(crate) fn c_roundf_to_byte(x: f32) -> u8 {
+    const EXACT_FRACTION_LIMIT: f32 = 8_388_608.0;
+
+    if !(x.abs() < EXACT_FRACTION_LIMIT) {
+        return c_float_to_byte(x.round());
+    }
+
+    let truncated = x as i32;
+    let fraction = x - truncated as f32;
+    let rounded = if fraction >= 0.5 {
+        truncated + 1
+    } else if fraction <= -0.5 {
+        truncated - 1
+    } else {
+        truncated
+    };
+    rounded as u8
+}
+
 /// Packs 32 four-bit codes: the low nibble of byte `j` is element `j`, the high nibble element `j + 16`.
 ///
 /// Codes must be below 16; higher bits are dropped.
@@ -102,6 +125,35 @@ mod tests {
         assert_eq!(c_float_to_byte(f32::NEG_INFINITY), 0);
         assert_eq!(c_float_to_byte(f32::NAN), 0);
         assert_eq!(c_float_to_byte(3.0e9), 0);
+    }
+
+    #[test]
+    fn c_roundf_to_byte_matches_round() {
+        let cases = [
+            0.5f32,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            126.5,
+            -127.49,
+            0.49999997,
+            -0.49999997,
+            3.0,
+            0.0,
+            -0.0,
+        ];
+        for x in cases {
+            assert_eq!(c_roundf_to_byte(x), x.round() as i32 as u8, "{x}");
+        }
+        // A sample of every 97th f32 in -128..=128, both signs; ties come from `cases`.
+        for bits in (0..=128.0f32.to_bits()).step_by(97) {
+            for x in [f32::from_bits(bits), -f32::from_bits(bits)] {
+                assert_eq!(c_roundf_to_byte(x), x.round() as i32 as u8, "{x}");
+            }
+        }
+        assert_eq!(c_roundf_to_byte(f32::INFINITY), 0);
+        assert_eq!(c_roundf_to_byte(f32::NAN), 0);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use gguf_format::GgmlType;
 
 use crate::blocks::{BlockQ8_0, QK};
-use crate::packing::{c_float_to_byte, f16_bits, f16_value};
+use crate::packing::{c_roundf_to_byte, f16_bits, f16_value};
 use crate::traits::QuantBlock;
 
 /// Largest code magnitude: `d = amax / 127`.
@@ -44,7 +44,7 @@ fn quantize_block(x: &[f32]) -> BlockQ8_0 {
     let d = amax / MAX_CODE;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
 
-    let qs: [i8; QK] = std::array::from_fn(|j| c_float_to_byte((x[j] * id).round()) as i8);
+    let qs: [i8; QK] = std::array::from_fn(|j| c_roundf_to_byte(x[j] * id) as i8);
 
     BlockQ8_0 { d: f16_bits(d), qs }
 }
