@@ -27,7 +27,8 @@ impl QuantBlock for f16 {
     const TYPE: GgmlType = GgmlType::F16;
     const BLOCK_SIZE: usize = 1;
 
-    /// Rounds each value to f16; the imatrix is ignored. Magnitudes above 65504 become infinite.
+    /// Rounds each value to f16; the imatrix is ignored. Magnitudes from 65520 up round to
+    /// infinity, which `quantize` reports as an overflow.
     fn quantize_row(row: &[f32], _imatrix: Option<&[f32]>, out: &mut [Self]) {
         // The slice conversion uses the F16C instructions when the CPU has them (same rounding).
         out.convert_from_f32_slice(row);

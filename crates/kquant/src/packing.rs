@@ -1,8 +1,8 @@
 //! Conversions and bit packing shared by the 32-element block formats.
 //!
 //! The conversions reproduce what ggml's C code does on x86-64, where the golden vectors
-//! were made: they decide bit-exactness in corner cases (subnormal scales whose inverse
-//! overflows to infinity), not in ordinary blocks.
+//! were made. They matter for bit-exactness only in corner cases, such as subnormal scales
+//! whose inverse overflows to infinity.
 
 use half::f16;
 
@@ -95,7 +95,7 @@ pub(crate) fn unpack_codes(qs: &[u8; QK / 2], qh: Option<&[u8; 4]>) -> [u8; QK] 
     codes
 }
 
-/// Returns the signed value of largest magnitude in `x`; the first one wins a tie, and 0.0 for an empty slice.
+/// Returns the signed value of largest magnitude in `x` (the first one on a tie, 0.0 for an empty slice).
 pub(crate) fn signed_absmax(x: &[f32]) -> f32 {
     let mut amax = 0.0f32;
     let mut max = 0.0f32;

@@ -177,6 +177,13 @@ fn f16_value_overflow_rejected() {
             amax: 7.0e4
         })
     );
+
+    // 65520 is halfway between f16's largest finite value 65504 and 65536, and ties to even round up.
+    assert!(quantize(GgmlType::F16, &[65519.0; 32], 32, None).is_ok());
+    assert!(matches!(
+        quantize(GgmlType::F16, &[-65520.0; 32], 32, None),
+        Err(QuantError::ScaleOverflow { block: 0, .. })
+    ));
 }
 
 #[test]
