@@ -9,7 +9,7 @@ use half::f16;
 
 use crate::blocks::{BlockQ2K, QK_K};
 use crate::solvers::{
-    make_qkx2_quants, make_qkx3_quants, make_qp_quants, nearest_int, ScaleSearch, IMATRIX_SEARCH,
+    fit_consecutive_groups, make_qp_quants, nearest_int, AffineFit, ScaleSearch, IMATRIX_SEARCH,
 };
 use crate::traits::QuantBlock;
 
@@ -69,16 +69,15 @@ fn quantize_block_ref(x: &[f32]) -> BlockQ2K {
     let mut scales = [0.0f32; GROUPS];
     let mut mins = [0.0f32; GROUPS];
 
-    // Fit each group with weights |x|; scales and mins are non-negative.
+    // Fit all groups at once with weights |x| (ggml's make_qkx2_quants per group). Scales
+    // and mins are non-negative.
+    let weights: [f32; QK_K] = std::array::from_fn(|e| x[e].abs());
+    let fits: [AffineFit; GROUPS] =
+        fit_consecutive_groups::<GROUP, GROUPS>(CODE_MAX, x, &weights, &mut codes, REF_SEARCH);
+
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
-    for (j, (group, group_codes)) in x
-        .chunks_exact(GROUP)
-        .zip(codes.chunks_exact_mut(GROUP))
-        .enumerate()
-    {
-        let weights: [f32; GROUP] = std::array::from_fn(|l| group[l].abs());
-        let fit = make_qkx2_quants(CODE_MAX, group, &weights, group_codes, REF_SEARCH);
+    for (j, fit) in fits.iter().enumerate() {
         scales[j] = fit.scale;
         mins[j] = fit.min;
         if fit.scale > max_scale {
@@ -128,19 +127,24 @@ fn quantize_block_imatrix(x: &[f32], qw: &[f32]) -> BlockQ2K {
     }
     let sigma2 = sum_x2 / QK_K as f32;
 
+    let mut weights = [0.0f32; QK_K];
     let groups = x
         .chunks_exact(GROUP)
         .zip(qw.chunks_exact(GROUP))
-        .zip(codes.chunks_exact_mut(GROUP));
-    for (j, ((group, group_qw), group_codes)) in groups.enumerate() {
-        let weights: [f32; GROUP] =
-            std::array::from_fn(|l| group_qw[l] * (sigma2 + group[l] * group[l]).sqrt());
+        .zip(weights.chunks_exact_mut(GROUP));
+    for (j, ((group, group_qw), element_weights)) in groups.enumerate() {
         let mut sum_w = 0.0f32;
-        for &w in &weights {
-            sum_w += w;
+        for ((w, &v), &q) in element_weights.iter_mut().zip(group).zip(group_qw) {
+            *w = q * (sigma2 + v * v).sqrt();
+            sum_w += *w;
         }
         group_weights[j] = sum_w;
-        let fit = make_qkx3_quants(CODE_MAX, group, Some(&weights), group_codes, IMATRIX_SEARCH);
+    }
+
+    // Fit all groups at once (ggml's make_qkx3_quants per group).
+    let fits: [AffineFit; GROUPS] =
+        fit_consecutive_groups::<GROUP, GROUPS>(CODE_MAX, x, &weights, &mut codes, IMATRIX_SEARCH);
+    for (j, fit) in fits.iter().enumerate() {
         scales[j] = fit.scale;
         mins[j] = fit.min;
     }

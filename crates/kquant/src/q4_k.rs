@@ -11,7 +11,7 @@ use half::f16;
 
 use crate::blocks::{BlockQ4K, K_SCALE_SIZE, QK_K};
 use crate::solvers::{
-    make_qkx2_quants, make_qkx3_quants, make_qp_quants, nearest_int, ScaleSearch, IMATRIX_SEARCH,
+    fit_consecutive_groups, make_qp_quants, nearest_int, AffineFit, ScaleSearch, IMATRIX_SEARCH,
 };
 use crate::traits::QuantBlock;
 
@@ -111,20 +111,25 @@ fn fit_ref(x: &[f32], code_max: i32, search: ScaleSearch, result: &mut ScaledCod
     let mut scales = [0.0f32; GROUPS];
     let mut mins = [0.0f32; GROUPS];
 
-    // Weight each element by the group's RMS plus its own magnitude.
-    let mut max_scale = 0.0f32;
-    let mut max_min = 0.0f32;
-    let groups = x
-        .chunks_exact(GROUP)
-        .zip(result.codes.chunks_exact_mut(GROUP));
-    for (j, (group, group_codes)) in groups.enumerate() {
+    // Weight each element by the group's RMS plus its own magnitude, then fit all groups
+    // at once (ggml's make_qkx2_quants per group).
+    let mut weights = [0.0f32; QK_K];
+    for (group, group_weights) in x.chunks_exact(GROUP).zip(weights.chunks_exact_mut(GROUP)) {
         let mut sum_x2 = 0.0f32;
         for &v in group {
             sum_x2 += v * v;
         }
         let av_x = (sum_x2 / GROUP as f32).sqrt();
-        let weights: [f32; GROUP] = std::array::from_fn(|l| av_x + group[l].abs());
-        let fit = make_qkx2_quants(code_max, group, &weights, group_codes, search);
+        for (w, &v) in group_weights.iter_mut().zip(group) {
+            *w = av_x + v.abs();
+        }
+    }
+    let fits: [AffineFit; GROUPS] =
+        fit_consecutive_groups::<GROUP, GROUPS>(code_max, x, &weights, &mut result.codes, search);
+
+    let mut max_scale = 0.0f32;
+    let mut max_min = 0.0f32;
+    for (j, fit) in fits.iter().enumerate() {
         scales[j] = fit.scale;
         mins[j] = fit.min;
         if fit.scale > max_scale {
@@ -170,19 +175,29 @@ fn fit_imatrix(x: &[f32], qw: &[f32], code_max: i32, clamp_scales: bool, result:
     }
     let sigma2 = 2.0 * sum_x2 / QK_K as f32;
 
+    let mut weights = [0.0f32; QK_K];
     let groups = x
         .chunks_exact(GROUP)
         .zip(qw.chunks_exact(GROUP))
-        .zip(result.codes.chunks_exact_mut(GROUP));
-    for (j, ((group, group_qw), group_codes)) in groups.enumerate() {
-        let weights: [f32; GROUP] =
-            std::array::from_fn(|l| group_qw[l] * (sigma2 + group[l] * group[l]).sqrt());
+        .zip(weights.chunks_exact_mut(GROUP));
+    for (j, ((group, group_qw), element_weights)) in groups.enumerate() {
         let mut sum_w = 0.0f32;
-        for &w in &weights {
-            sum_w += w;
+        for ((w, &v), &q) in element_weights.iter_mut().zip(group).zip(group_qw) {
+            *w = q * (sigma2 + v * v).sqrt();
+            sum_w += *w;
         }
         group_weights[j] = sum_w;
-        let fit = make_qkx3_quants(code_max, group, Some(&weights), group_codes, IMATRIX_SEARCH);
+    }
+
+    // Fit all groups at once (ggml's make_qkx3_quants per group).
+    let fits: [AffineFit; GROUPS] = fit_consecutive_groups::<GROUP, GROUPS>(
+        code_max,
+        x,
+        &weights,
+        &mut result.codes,
+        IMATRIX_SEARCH,
+    );
+    for (j, fit) in fits.iter().enumerate() {
         scales[j] = fit.scale;
         mins[j] = fit.min;
     }

@@ -8,6 +8,10 @@
 //!
 //! The functions trust their inputs: finite values, and `weights` (when given) as long as `x`.
 
+mod lanes;
+
+pub(crate) use lanes::fit_consecutive_groups;
+
 /// Max |x| below which a group (or a vector of scales) is stored as all zeros.
 ///
 /// ggml's `GROUP_MAX_EPS`: it keeps `1 / max` from overflowing and avoids dividing by zero
@@ -239,6 +243,9 @@ pub(crate) struct AffineFit {
 /// (ggml's `make_qkx2_quants`, used by the reference Q2_K, Q4_K and Q5_K quantizers).
 ///
 /// Same computation as [`make_qkx3_quants`] with `Some(weights)`; see there.
+// The quantizers call the lane version (`fit_consecutive_groups`); this scalar form is the
+// definition that the lane tests compare against.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn make_qkx2_quants(
     nmax: i32,
     x: &[f32],
