@@ -10,6 +10,7 @@ use std::mem::{align_of, size_of};
 
 use gguf_format::GgmlType;
 use half::{bf16, f16};
+use bytemuck::Pod;
 use rayon::prelude::*;
 
 use crate::activation::ActivationBlock;
@@ -17,6 +18,8 @@ use crate::blocks::{
     BlockIQ4NL, BlockIQ4XS, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K,
     BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
 };
+#[cfg(target_arch = "x86_64")]
+use crate::dot::gemm_i8::{multiply_tile, DecodeI8, DecodedTile, UnsignedActivations};
 use crate::dot::{vec_dot_type, Isa, VecDot};
 use crate::QuantError;
 
@@ -26,6 +29,10 @@ const ROW_TILE: usize = 32;
 
 /// Activation rows per tile; a multiple of 4 so the four-row kernels see full groups.
 const BATCH_TILE: usize = 64;
+
+/// Row tiles from which the AVX-512 tiled kernel stops splitting the batch: 16 tiles keep
+/// 2 to 8 threads busy while each decoded tile serves every activation row.
+const MIN_ROW_TILES_FOR_FULL_BATCH: usize = 16;
 
 /// Activation rows the `vec_dot_x4` kernels take at once.
 const X4: usize = 4;
@@ -135,8 +142,8 @@ fn checked_row_size(ggml_type: GgmlType, n_cols: usize) -> Result<usize, QuantEr
 /// Activation rows already converted to a weight type's vec-dot type.
 ///
 /// Build it once with [`quantize_activations`] and pass it to [`matmul_quantized`] for every
-/// weight matrix that reads the same input (the Q, K and V projections, or the gate and up
-/// projections of a feed-forward block) whose types share a vec-dot type.
+/// weight matrix that reads the same input and shares the vec-dot type. Examples are the Q,
+/// K and V projections, or the gate and up projections of a feed-forward block.
 #[derive(Clone, Debug)]
 pub struct QuantizedActivations {
     n_batch: usize,
@@ -196,7 +203,8 @@ impl QuantizedActivations {
         if self.ggml_type() != A::TYPE {
             return None;
         }
-        // Same ggml type means same Rust type, so the cast cannot fail.
+        // Each ggml type maps to one Rust type in `ActivationRows`, so the cast only fails
+        // if that mapping is broken, and then `None` is returned.
         bytemuck::try_cast_slice(self.as_bytes()).ok()
     }
 }
@@ -375,6 +383,17 @@ pub fn matmul_quantized_with_isa(
     }
     check_output_length(weight, activations.n_batch, out)?;
 
+    #[cfg(target_arch = "x86_64")]
+    if isa.resolve() == Isa::Avx512 {
+        match weight.ggml_type {
+            GgmlType::Q4_0 => return matmul_gemm_i8::<BlockQ4_0>(weight, activations, out),
+            GgmlType::Q5_0 => return matmul_gemm_i8::<BlockQ5_0>(weight, activations, out),
+            GgmlType::Q8_0 => return matmul_gemm_i8::<BlockQ8_0>(weight, activations, out),
+            GgmlType::IQ4_NL => return matmul_gemm_i8::<BlockIQ4NL>(weight, activations, out),
+            _ => {}
+        }
+    }
+
     match weight.ggml_type {
         GgmlType::Q4_0 => matmul_typed::<BlockQ4_0>(isa, weight, activations, out),
         GgmlType::Q4_1 => matmul_typed::<BlockQ4_1>(isa, weight, activations, out),
@@ -439,6 +458,24 @@ impl OutPtr {
     }
 }
 
+/// Returns weight rows `rows` as blocks, copying them into `copied` when the bytes are not
+/// aligned for `W` (an mmap at an unusual offset).
+fn tile_blocks<'a, W: Pod>(
+    weight: &'a WeightMatrix,
+    rows: &std::ops::Range<usize>,
+    copied: &'a mut Vec<W>,
+) -> &'a [W] {
+    let tile_bytes = &weight.data[rows.start * weight.row_size..rows.end * weight.row_size];
+    if (tile_bytes.as_ptr() as usize) % align_of::<W>() == 0 {
+        return bytemuck::cast_slice(tile_bytes);
+    }
+
+    copied.clear();
+    copied.resize(tile_bytes.len() / size_of::<W>(), W::zeroed());
+    bytemuck::cast_slice_mut::<W, u8>(copied).copy_from_slice(tile_bytes);
+    copied
+}
+
 /// Computes every tile of the product for weight blocks of type `W`.
 fn matmul_typed<W: VecDot>(
     isa: Isa,
@@ -462,16 +499,8 @@ fn matmul_typed<W: VecDot>(
         let batch = (tile % batch_tiles) * BATCH_TILE
             ..((tile % batch_tiles + 1) * BATCH_TILE).min(n_batch);
 
-        let tile_bytes = &weight.data[rows.start * weight.row_size..rows.end * weight.row_size];
         let mut copied: Vec<W> = Vec::new();
-        let tile_weights: &[W] = if (tile_bytes.as_ptr() as usize) % align_of::<W>() == 0 {
-            bytemuck::cast_slice(tile_bytes)
-        } else {
-            // Data at an odd address (an mmap at an unusual offset): copy this tile once.
-            copied.resize(tile_bytes.len() / size_of::<W>(), W::zeroed());
-            bytemuck::cast_slice_mut::<W, u8>(&mut copied).copy_from_slice(tile_bytes);
-            &copied
-        };
+        let tile_weights = tile_blocks(weight, &rows, &mut copied);
         let blocks_per_row = tile_weights.len() / rows.len();
         let act_row = |b: usize| &acts[b * act_row_len..(b + 1) * act_row_len];
 
@@ -500,6 +529,51 @@ fn matmul_typed<W: VecDot>(
             }
         }
     });
+    Ok(())
+}
+
+/// Computes the product with the register-tiled AVX-512 VNNI kernel of
+/// [`crate::dot::gemm_i8`], for the weight types that decode to signed bytes.
+#[cfg(target_arch = "x86_64")]
+fn matmul_gemm_i8<W: DecodeI8>(
+    weight: &WeightMatrix,
+    activations: &QuantizedActivations,
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    let Some(acts) = activations.blocks::<BlockQ8_0>() else {
+        return Err(mismatch(weight, activations));
+    };
+
+    let n_rows = weight.n_rows;
+    let n_batch = activations.n_batch;
+    let unsigned = UnsignedActivations::new(acts, n_batch);
+    let blocks_per_row = weight.n_cols / W::BLOCK_SIZE;
+
+    // Decoding a tile costs about one pass over its weights, so a tile spans the whole batch
+    // unless the matrix has too few rows to keep every thread busy.
+    let row_tiles = n_rows.div_ceil(ROW_TILE);
+    let batch_tile = if row_tiles >= MIN_ROW_TILES_FOR_FULL_BATCH { n_batch.max(1) } else { BATCH_TILE };
+    let batch_tiles = n_batch.div_ceil(batch_tile);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+
+    (0..row_tiles * batch_tiles).into_par_iter().for_each_init(
+        || (Vec::<W>::new(), DecodedTile::new()),
+        |(copied, decoded), tile| {
+            let rows = (tile / batch_tiles) * ROW_TILE..((tile / batch_tiles + 1) * ROW_TILE).min(n_rows);
+            let batch = (tile % batch_tiles) * batch_tile..((tile % batch_tiles + 1) * batch_tile).min(n_batch);
+            let tile_weights = tile_blocks(weight, &rows, copied);
+
+            // SAFETY: `resolve` returned Avx512 in the caller, so the CPU has AVX-512 VNNI.
+            // The writes follow the same disjoint-tile argument as in `matmul_typed`, and
+            // `multiply_tile` checks that `batch` lies within the activations.
+            unsafe {
+                decoded.fill(tile_weights, blocks_per_row);
+                multiply_tile(decoded, &unsigned, batch, |b, i, value| {
+                    out_ptr.write(b * n_rows + rows.start + i, value)
+                });
+            }
+        },
+    );
     Ok(())
 }
 

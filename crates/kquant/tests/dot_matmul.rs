@@ -1,5 +1,5 @@
-//! `matmul` against the single-row kernels: same bits for any thread count, tile shape and
-//! data alignment.
+//! `matmul` against the single-row kernels, and its independence of thread count, tile
+//! shape and data alignment.
 
 use gguf_format::GgmlType;
 use kquant::{
@@ -71,7 +71,17 @@ fn matmul_equals_per_row_kernels() {
                 GgmlType::Q5_0 => per_row::<kquant::blocks::BlockQ5_0>(isa, &data, n_rows, &acts),
                 other => unreachable!("no per-row helper for {other}"),
             };
-            assert_eq!(bits(&out), bits(&expected), "{ggml_type} {isa:?}");
+            // On AVX-512 the Q8_0-paired types go through the register-tiled kernel, which
+            // sums the same exact integer block sums in another float order.
+            let tiled = isa == Isa::Avx512 && matches!(ggml_type, GgmlType::Q8_0 | GgmlType::Q5_0);
+            for (i, (&got, &want)) in out.iter().zip(&expected).enumerate() {
+                if tiled {
+                    let tolerance = 1e-5 * want.abs().max(1.0);
+                    assert!((got - want).abs() <= tolerance, "{ggml_type} {isa:?} [{i}]: {got} vs {want}");
+                } else {
+                    assert_eq!(got.to_bits(), want.to_bits(), "{ggml_type} {isa:?} [{i}]: {got} vs {want}");
+                }
+            }
         }
     }
 }

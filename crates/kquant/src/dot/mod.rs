@@ -25,6 +25,8 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod gemm_i8;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 use bytemuck::Pod;

@@ -30,14 +30,14 @@ macro_rules! x86_kernels {
         /// Converts f16 bits to f32 with F16C.
         #[target_feature(enable = $features)]
         #[inline]
-        unsafe fn fp16(bits: u16) -> f32 {
+        pub(crate) unsafe fn fp16(bits: u16) -> f32 {
             _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
         }
 
         /// Sums the eight f32 lanes.
         #[target_feature(enable = $features)]
         #[inline]
-        unsafe fn hsum_ps(v: __m256) -> f32 {
+        pub(crate) unsafe fn hsum_ps(v: __m256) -> f32 {
             let sum4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
             let sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
             let sum1 = _mm_add_ss(sum2, _mm_movehdup_ps(sum2));
@@ -107,7 +107,7 @@ macro_rules! x86_kernels {
         /// Decodes a Q4_0 block to signed codes `n - 8`.
         #[target_feature(enable = $features)]
         #[inline]
-        unsafe fn codes_q4_0(w: &BlockQ4_0) -> __m256i {
+        pub(crate) unsafe fn codes_q4_0(w: &BlockQ4_0) -> __m256i {
             _mm256_sub_epi8(nibbles(&w.qs), _mm256_set1_epi8(8))
         }
 
@@ -115,7 +115,7 @@ macro_rules! x86_kernels {
         /// 16", which is OR-ing 0xF0 into the nibble.
         #[target_feature(enable = $features)]
         #[inline]
-        unsafe fn codes_q5_0(w: &BlockQ5_0) -> __m256i {
+        pub(crate) unsafe fn codes_q5_0(w: &BlockQ5_0) -> __m256i {
             let clear = _mm256_andnot_si256(
                 bytes_from_bits(u32::from_le_bytes(w.qh)),
                 _mm256_set1_epi8(0xF0u8 as i8),
@@ -126,14 +126,14 @@ macro_rules! x86_kernels {
         /// Decodes a Q8_0 block (its codes are already signed bytes).
         #[target_feature(enable = $features)]
         #[inline]
-        unsafe fn codes_q8_0(w: &BlockQ8_0) -> __m256i {
+        pub(crate) unsafe fn codes_q8_0(w: &BlockQ8_0) -> __m256i {
             load32_i8(&w.qs)
         }
 
         /// Decodes an IQ4_NL block through the 16-entry code book.
         #[target_feature(enable = $features)]
         #[inline]
-        unsafe fn codes_iq4_nl(w: &BlockIQ4NL) -> __m256i {
+        pub(crate) unsafe fn codes_iq4_nl(w: &BlockIQ4NL) -> __m256i {
             lookup_iq4(nibbles(&w.qs))
         }
 

@@ -1,0 +1,58 @@
+//! Throughput of `kquant::matmul` on the matrix shapes of Gemma 3 270M (n_embd 640,
+//! n_ff 2048, 1024-wide attention) with 255 activation rows, the batch a perplexity chunk
+//! multiplies by the output matrix.
+//!
+//! Run with `cargo bench -p gemma-quant-benches --bench kquant_matmul`. Criterion reports
+//! elements per second, one element being one multiply-add (n_rows * n_cols * n_batch per
+//! call). The 262,144-row tied output matrix is benchmarked on a 16,384-row slice to keep
+//! iterations short; its rows are independent, so the rate carries over.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use gguf_format::GgmlType;
+use kquant::{matmul, WeightMatrix};
+
+/// Activation rows per call.
+const N_BATCH: usize = 255;
+
+/// (name, weight type, n_cols, n_rows) as in Gemma 3 270M's Q4_K_M file.
+const SHAPES: [(&str, GgmlType, usize, usize); 5] = [
+    ("output_slice", GgmlType::Q8_0, 640, 16_384),
+    ("ffn_up", GgmlType::Q5_0, 640, 2048),
+    ("ffn_down", GgmlType::Q6_K, 2048, 640),
+    ("attn_output", GgmlType::Q4_K, 1024, 640),
+    ("attn_q", GgmlType::Q5_0, 640, 1024),
+];
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn matmul_shapes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matmul");
+    group.sample_size(10);
+
+    for (name, ggml_type, n_cols, n_rows) in SHAPES {
+        let data = kquant::quantize(ggml_type, &values(n_rows * n_cols, 1), n_cols, None)
+            .expect("quantize weights");
+        let weight = WeightMatrix::new(ggml_type, &data, n_cols, n_rows).expect("weight matrix");
+        let x = values(N_BATCH * n_cols, 2);
+        let mut out = vec![0.0f32; N_BATCH * n_rows];
+
+        group.throughput(Throughput::Elements((n_rows * n_cols * N_BATCH) as u64));
+        group.bench_function(BenchmarkId::new(name, format!("{ggml_type} {n_cols}x{n_rows}")), |b| {
+            b.iter(|| matmul(black_box(&weight), black_box(&x), N_BATCH, &mut out).expect("matmul"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, matmul_shapes);
+criterion_main!(benches);
