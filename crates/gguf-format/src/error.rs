@@ -39,7 +39,7 @@ pub enum GgufError {
     VersionOne,
 
     /// The version field has its low 16 bits zero, the sign of a big-endian file.
-    #[error("GGUF version field reads {version:#010x}: the file is big-endian (byte order mismatch), which this little-endian reader does not support; convert it with gguf-py's gguf_convert_endian")]
+    #[error("GGUF version field reads {version:#010x}: the file is big-endian (byte order mismatch), which this little-endian reader does not support; convert it with gguf-py's gguf-convert-endian command")]
     BigEndian { version: u32 },
 
     /// The input ended inside a field.

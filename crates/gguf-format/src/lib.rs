@@ -42,8 +42,8 @@
 //!   written as version 3. Version 1 (32-bit counts) is rejected with
 //!   [`GgufError::VersionOne`], as llama.cpp does. Versions 0 and above 3 are rejected.
 //! - **Byte order.** Only little-endian files are read. A version field whose low 16 bits
-//!   are zero is taken as a big-endian file and rejected with [`GgufError::BigEndian`];
-//!   such files are rare, and gguf-py can convert them.
+//!   are zero is taken as a big-endian file and rejected with [`GgufError::BigEndian`].
+//!   gguf-py's `gguf-convert-endian` command converts such a file to little-endian.
 //! - **Nested arrays.** Arrays of arrays are rejected ([`GgufError::NestedArray`]) because
 //!   llama.cpp rejects them. Arrays of the 12 other types, strings included, are supported.
 //! - **Empty arrays** keep their element type when read and written. gguf-py 0.19 skips
