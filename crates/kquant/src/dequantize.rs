@@ -114,11 +114,7 @@ fn check_inputs(ggml_type: GgmlType, data: &[u8], n_per_row: usize) -> Result<us
 
 /// Returns true for the types [`dequantize_checked`] handles.
 fn is_dequantizable(ggml_type: GgmlType) -> bool {
-    fn dequantizable<B: QuantBlock>() -> bool {
-        true
-    }
-    matches!(ggml_type, GgmlType::Q8_1 | GgmlType::Q8_K)
-        || dispatch_weight_type!(ggml_type, dequantizable()).is_some()
+    matches!(ggml_type, GgmlType::Q8_1 | GgmlType::Q8_K) || crate::is_supported(ggml_type)
 }
 
 /// Dequantizes inputs that [`check_inputs`] accepted.
@@ -128,18 +124,15 @@ fn dequantize_checked(
     n_per_row: usize,
     dst: &mut [f32],
 ) -> Result<(), QuantError> {
-    let done = match ggml_type {
-        GgmlType::Q8_1 => Some(dequantize_rows_with::<BlockQ8_1>(
-            data,
-            n_per_row,
-            QK,
-            dst,
-            dequantize_row_q8_1,
-        )),
-        GgmlType::Q8_K => Some(dequantize_rows::<BlockQ8K>(data, n_per_row, dst)),
-        _ => dispatch_weight_type!(ggml_type, dequantize_rows(data, n_per_row, dst)),
-    };
-    done.ok_or(QuantError::UnsupportedType(ggml_type))
+    match ggml_type {
+        GgmlType::Q8_1 => {
+            dequantize_rows_with::<BlockQ8_1>(data, n_per_row, QK, dst, dequantize_row_q8_1)
+        }
+        GgmlType::Q8_K => dequantize_rows::<BlockQ8K>(data, n_per_row, dst),
+        _ => dispatch_weight_type!(ggml_type, dequantize_rows(data, n_per_row, dst))
+            .ok_or(QuantError::UnsupportedType(ggml_type))?,
+    }
+    Ok(())
 }
 
 /// Dequantizes every row of `data` into the matching row of `dst` with block type `B`.

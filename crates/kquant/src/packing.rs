@@ -42,7 +42,7 @@ pub(crate) fn c_float_to_byte(x: f32) -> u8 {
 pub(crate) fn c_roundf_to_byte(x: f32) -> u8 {
     const EXACT_FRACTION_LIMIT: f32 = 8_388_608.0;
 
-    if !(x.abs() < EXACT_FRACTION_LIMIT) {
+    if x.is_nan() || x.abs() >= EXACT_FRACTION_LIMIT {
         return c_float_to_byte(x.round());
     }
 

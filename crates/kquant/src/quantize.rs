@@ -21,10 +21,12 @@ const MIN_ELEMENTS_PER_TASK: usize = 1 << 14;
 /// assert!(!is_supported(GgmlType::IQ2_XXS));
 /// ```
 pub fn is_supported(ggml_type: GgmlType) -> bool {
-    fn supported<B: QuantBlock>() -> bool {
-        true
+    fn block_type<B: QuantBlock>() -> GgmlType {
+        B::TYPE
     }
-    dispatch_weight_type!(ggml_type, supported()).unwrap_or(false)
+
+    // Comparing with the block's own TYPE also proves that the dispatch table row is right.
+    dispatch_weight_type!(ggml_type, block_type()) == Some(ggml_type)
 }
 
 /// Returns true when ggml refuses to quantize to `ggml_type` without an importance matrix
