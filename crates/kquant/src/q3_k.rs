@@ -10,7 +10,9 @@ use half::f16;
 
 use crate::blocks::{BlockQ3K, QK_K};
 use crate::q2_k::{pack_2bit_planes, unpack_2bit_plane};
-use crate::solvers::{make_q3_quants, make_qx_quants, nearest_int};
+use crate::solvers::{
+    fit_symmetric_consecutive_groups, make_q3_quants, make_qx_quants, nearest_int,
+};
 use crate::traits::QuantBlock;
 
 /// Weights per group (one 6-bit scale each).
@@ -101,7 +103,6 @@ fn quantize_block_ref(x: &[f32]) -> BlockQ3K {
 /// (ggml's `quantize_row_q3_K_impl`).
 fn quantize_block_imatrix(x: &[f32], qw: &[f32]) -> BlockQ3K {
     let mut codes = [0i8; QK_K];
-    let mut scales = [0.0f32; GROUPS];
     let mut group_weights = [0.0f32; GROUPS];
 
     // Element weight qw * sqrt(sigma2 + x^2), with sigma2 twice the mean square.
@@ -111,20 +112,23 @@ fn quantize_block_imatrix(x: &[f32], qw: &[f32]) -> BlockQ3K {
     }
     let sigma2 = 2.0 * sum_x2 / QK_K as f32;
 
+    let mut weights = [0.0f32; QK_K];
     let groups = x
         .chunks_exact(GROUP)
         .zip(qw.chunks_exact(GROUP))
-        .zip(codes.chunks_exact_mut(GROUP));
-    for (j, ((group, group_qw), group_codes)) in groups.enumerate() {
-        let weights: [f32; GROUP] =
-            std::array::from_fn(|l| group_qw[l] * (sigma2 + group[l] * group[l]).sqrt());
+        .zip(weights.chunks_exact_mut(GROUP));
+    for (j, ((group, group_qw), element_weights)) in groups.enumerate() {
         let mut sum_w = 0.0f32;
-        for &w in &weights {
-            sum_w += w;
+        for ((w, &v), &q) in element_weights.iter_mut().zip(group).zip(group_qw) {
+            *w = q * (sigma2 + v * v).sqrt();
+            sum_w += *w;
         }
         group_weights[j] = sum_w;
-        scales[j] = make_qx_quants(CODE_OFFSET, group, group_codes, Some(&weights));
     }
+
+    // Fit all groups at once (ggml's make_qx_quants per group).
+    let scales: [f32; GROUPS] =
+        fit_symmetric_consecutive_groups::<GROUP, GROUPS>(CODE_OFFSET, x, &weights, &mut codes);
 
     // Quantize the signed group scales to 6 bits, weighted by each group's total weight.
     let mut scale_codes = [0i8; GROUPS];

@@ -9,7 +9,7 @@ use gguf_format::GgmlType;
 use half::f16;
 
 use crate::blocks::{BlockQ6K, QK_K};
-use crate::solvers::{make_qx_quants, nearest_int, GROUP_MAX_EPS};
+use crate::solvers::{fit_symmetric_consecutive_groups, nearest_int, GROUP_MAX_EPS};
 use crate::traits::QuantBlock;
 
 /// Weights per group (one int8 scale each).
@@ -57,19 +57,18 @@ impl QuantBlock for BlockQ6K {
 /// weights when given and `x^2` otherwise.
 fn quantize_block(x: &[f32], qw: Option<&[f32]>) -> BlockQ6K {
     let mut codes = [0i8; QK_K];
-    let mut scales = [0.0f32; GROUPS];
 
-    // Fit each group, and find the group scale of largest magnitude (with its sign).
+    // Fit all groups at once (ggml's make_qx_quants per group, weights x^2 by default), and
+    // find the group scale of largest magnitude (with its sign).
+    let weights: [f32; QK_K] = match qw {
+        Some(qw) => std::array::from_fn(|e| qw[e]),
+        None => std::array::from_fn(|e| x[e] * x[e]),
+    };
+    let scales: [f32; GROUPS] =
+        fit_symmetric_consecutive_groups::<GROUP, GROUPS>(CODE_OFFSET, x, &weights, &mut codes);
     let mut max_scale = 0.0f32;
     let mut max_abs_scale = 0.0f32;
-    for (j, (group, group_codes)) in x
-        .chunks_exact(GROUP)
-        .zip(codes.chunks_exact_mut(GROUP))
-        .enumerate()
-    {
-        let group_qw = qw.map(|qw| &qw[GROUP * j..GROUP * (j + 1)]);
-        let scale = make_qx_quants(CODE_OFFSET, group, group_codes, group_qw);
-        scales[j] = scale;
+    for &scale in &scales {
         if scale.abs() > max_abs_scale {
             max_abs_scale = scale.abs();
             max_scale = scale;

@@ -10,7 +10,7 @@
 
 mod lanes;
 
-pub(crate) use lanes::fit_consecutive_groups;
+pub(crate) use lanes::{fit_consecutive_groups, fit_symmetric_consecutive_groups};
 
 /// Max |x| below which a group (or a vector of scales) is stored as all zeros.
 ///

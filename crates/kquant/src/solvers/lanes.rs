@@ -7,7 +7,7 @@
 //! operations in the same order, which keeps every result bit-identical while the compiler
 //! vectorizes across lanes.
 
-use super::{nearest_int, AffineFit, ScaleSearch};
+use super::{nearest_int, AffineFit, ScaleSearch, GROUP_MAX_EPS};
 
 /// Runs the affine grid search of [`make_qkx3_quants`](super::make_qkx3_quants) on `G`
 /// groups of `N` weights, with the weights given.
@@ -215,9 +215,104 @@ fn search_lanes<const N: usize, const G: usize, const MAD: bool>(
     })
 }
 
+/// Runs [`make_qx_quants`](super::make_qx_quants) on `G` consecutive groups of `N` weights
+/// stored in element order, with the weights given (pass `x[i]^2` for ggml's default).
+///
+/// Group `k` is `x[N * k..N * (k + 1)]`; its weights and codes sit at the same positions of
+/// `weights` and `codes`. Returns one scale per group, each bit-identical to what the
+/// scalar function returns for that group alone, and writes the same codes.
+///
+/// Panics if a slice is not `N * G` long.
+pub(crate) fn fit_symmetric_consecutive_groups<const N: usize, const G: usize>(
+    nmax: i32,
+    x: &[f32],
+    weights: &[f32],
+    codes: &mut [i8],
+) -> [f32; G] {
+    assert_eq!(x.len(), N * G, "fit_symmetric_consecutive_groups: x length");
+    assert_eq!(
+        weights.len(),
+        N * G,
+        "fit_symmetric_consecutive_groups: weights length"
+    );
+    assert_eq!(
+        codes.len(),
+        N * G,
+        "fit_symmetric_consecutive_groups: codes length"
+    );
+    let xs: [[f32; G]; N] = std::array::from_fn(|i| std::array::from_fn(|k| x[N * k + i]));
+    let ws: [[f32; G]; N] = std::array::from_fn(|i| std::array::from_fn(|k| weights[N * k + i]));
+
+    // The signed element of largest magnitude per group, the first one on ties.
+    let mut max = [0.0f32; G];
+    let mut amax = [0.0f32; G];
+    for row in &xs {
+        for k in 0..G {
+            let ax = row[k].abs();
+            if ax > amax[k] {
+                amax[k] = ax;
+                max[k] = row[k];
+            }
+        }
+    }
+    let all_zero: [bool; G] = std::array::from_fn(|k| amax[k] < GROUP_MAX_EPS);
+
+    // Sums of one inverse scale per lane, in element order.
+    let sums = |iscale: &[f32; G]| {
+        let mut sumlx = [0.0f32; G];
+        let mut suml2 = [0.0f32; G];
+        for (row, row_weights) in xs.iter().zip(&ws) {
+            for k in 0..G {
+                let l = nearest_int(iscale[k] * row[k]).clamp(-nmax, nmax - 1) as f32;
+                let w = row_weights[k];
+                sumlx[k] += w * row[k] * l;
+                suml2[k] += w * l * l;
+            }
+        }
+        (sumlx, suml2)
+    };
+
+    // Start from the scale that maps the largest element to -nmax.
+    let nmax_f = nmax as f32;
+    let mut code_iscale: [f32; G] = std::array::from_fn(|k| -nmax_f / max[k]);
+    let (sumlx, suml2) = sums(&code_iscale);
+    let mut scale: [f32; G] = std::array::from_fn(|k| {
+        if suml2[k] != 0.0 {
+            sumlx[k] / suml2[k]
+        } else {
+            0.0
+        }
+    });
+    let mut best: [f32; G] = std::array::from_fn(|k| scale[k] * sumlx[k]);
+
+    // Try 18 nearby inverse scales and keep the best least-squares objective per lane.
+    for is in (-9..=9).filter(|&is| is != 0) {
+        let iscale: [f32; G] = std::array::from_fn(|k| -(nmax_f + 0.1 * is as f32) / max[k]);
+        let (sumlx, suml2) = sums(&iscale);
+        for k in 0..G {
+            if suml2[k] > 0.0 && sumlx[k] * sumlx[k] > best[k] * suml2[k] {
+                code_iscale[k] = iscale[k];
+                scale[k] = sumlx[k] / suml2[k];
+                best[k] = scale[k] * sumlx[k];
+            }
+        }
+    }
+
+    for (i, row) in xs.iter().enumerate() {
+        for k in 0..G {
+            codes[N * k + i] = if all_zero[k] {
+                0
+            } else {
+                (nearest_int(code_iscale[k] * row[k]).clamp(-nmax, nmax - 1) + nmax) as i8
+            };
+        }
+    }
+    std::array::from_fn(|k| if all_zero[k] { 0.0 } else { scale[k] })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::{make_qkx2_quants, make_qkx3_quants, IMATRIX_SEARCH};
+    use super::super::{make_qkx2_quants, make_qkx3_quants, make_qx_quants, IMATRIX_SEARCH};
     use super::*;
 
     /// Returns the next value in [0, 1) of a deterministic pseudo-random sequence (64-bit LCG).
@@ -343,6 +438,60 @@ mod tests {
             check_against_scalar::<16, 16>(q2_k, seed, false);
             check_against_scalar::<32, 8>(q4_k, seed, false);
             check_against_scalar::<32, 8>(no_search, seed, true);
+        }
+    }
+
+    fn check_symmetric_against_scalar<const N: usize, const G: usize>(
+        nmax: i32,
+        seed: u64,
+        square_weights: bool,
+    ) {
+        let mut state = seed;
+        let mut x = vec![0.0f32; N * G];
+        let mut weights = vec![0.0f32; N * G];
+        for k in 0..G {
+            let values: [f32; N] = group_values(k + seed as usize, &mut state);
+            for i in 0..N {
+                let v = values[i];
+                x[N * k + i] = v;
+                weights[N * k + i] = if square_weights {
+                    v * v
+                } else if uniform(&mut state) < 0.2 {
+                    0.0
+                } else {
+                    uniform(&mut state)
+                };
+            }
+        }
+
+        let mut codes = vec![0i8; N * G];
+        let scales: [f32; G] =
+            fit_symmetric_consecutive_groups::<N, G>(nmax, &x, &weights, &mut codes);
+
+        for k in 0..G {
+            let group = &x[N * k..N * (k + 1)];
+            let mut expected_codes = vec![0i8; N];
+            let group_weights = (!square_weights).then(|| &weights[N * k..N * (k + 1)]);
+            let expected = make_qx_quants(nmax, group, &mut expected_codes, group_weights);
+            assert_eq!(
+                scales[k].to_bits(),
+                expected.to_bits(),
+                "seed {seed} group {k}: scale"
+            );
+            assert_eq!(
+                &codes[N * k..N * (k + 1)],
+                expected_codes.as_slice(),
+                "seed {seed} group {k}: codes"
+            );
+        }
+    }
+
+    #[test]
+    fn symmetric_lanes_match_scalar() {
+        for seed in 0..40 {
+            check_symmetric_against_scalar::<16, 16>(32, seed, true);
+            check_symmetric_against_scalar::<16, 16>(32, seed, false);
+            check_symmetric_against_scalar::<16, 16>(4, seed, false);
         }
     }
 }
