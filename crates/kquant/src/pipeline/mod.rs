@@ -15,6 +15,8 @@ mod importance;
 mod source;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use gguf_format::{GgmlType, GgufError, GgufWriter, Metadata, Value};
 
@@ -43,12 +45,15 @@ pub struct QuantizeOptions {
     /// Allow already-quantized input tensors, which are dequantized to F32 first.
     pub allow_requantize: bool,
     pub imatrix: Option<ImportanceMatrix>,
+    /// Checked before each tensor: once set (by a Ctrl-C handler, say) the run stops with
+    /// [`PipelineError::Cancelled`] and removes its temporary file.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl QuantizeOptions {
     /// Creates options for `file_type` with llama-quantize's defaults.
     pub fn new(file_type: FileType) -> QuantizeOptions {
-        QuantizeOptions { file_type, plan: PlanOptions::default(), allow_requantize: false, imatrix: None }
+        QuantizeOptions { file_type, plan: PlanOptions::default(), allow_requantize: false, imatrix: None, cancel: None }
     }
 }
 
@@ -106,6 +111,9 @@ pub enum PipelineError {
     /// Input and output are the same file.
     #[error("output {0} is the input file; choose another output path")]
     SameFile(String),
+    /// [`QuantizeOptions::cancel`] was set; nothing was left at the output path.
+    #[error("quantization cancelled; no output was written")]
+    Cancelled,
 }
 
 /// Returns an error when `input` and `output` name the same file (also through links), since
@@ -240,6 +248,10 @@ pub fn quantize_model(
     let mut output_bytes = 0u64;
     let result = writer.write_to_path(output, |index, _info, sink| {
         let tensor = &plan.tensors[index];
+        if options.cancel.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+            failure = Some(PipelineError::Cancelled);
+            return Err(GgufError::Write(std::io::Error::other("cancelled")));
+        }
         let converted = convert_tensor(source, tensor, importances[index].as_deref()).map_err(|error| {
             let message = error.to_string();
             failure = Some(error);

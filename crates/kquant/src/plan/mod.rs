@@ -128,7 +128,8 @@ pub struct TensorTypeOverride {
 
 impl TensorTypeOverride {
     /// Parses `REGEX=TYPE` as llama-quantize's `--tensor-type` takes it
-    /// (`attn_v=q8_0`, `blk\.1[0-9]\.ffn_down=Q6_K`).
+    /// (`attn_v=q8_0`, `blk\.1[0-9]\.ffn_down=Q6_K`): split at the first `=`, the pattern
+    /// lower-cased, the type name in any case.
     ///
     /// # Errors
     /// [`PlanError::InvalidOverride`] when there is no `=`, the regex does not compile or the
@@ -136,14 +137,15 @@ impl TensorTypeOverride {
     pub fn parse(rule: &str) -> Result<TensorTypeOverride, PlanError> {
         let invalid = |reason: String| PlanError::InvalidOverride { rule: rule.to_string(), reason };
 
+        // llama-quantize splits at the first '=' and lower-cases the pattern.
         let (pattern, type_name) = rule
-            .rsplit_once('=')
+            .split_once('=')
             .ok_or_else(|| invalid("expected REGEX=TYPE, e.g. attn_v=q8_0".to_string()))?;
         if pattern.is_empty() {
             return Err(invalid("the pattern before '=' is empty".to_string()));
         }
         let ggml_type: GgmlType = type_name.parse().map_err(|e: gguf_format::UnknownTypeName| invalid(e.to_string()))?;
-        let pattern = regex::Regex::new(pattern).map_err(|e| invalid(format!("invalid regex: {e}")))?;
+        let pattern = regex::Regex::new(&pattern.to_lowercase()).map_err(|e| invalid(format!("invalid regex: {e}")))?;
         Ok(TensorTypeOverride { pattern, ggml_type })
     }
 }
