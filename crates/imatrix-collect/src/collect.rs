@@ -178,7 +178,9 @@ fn plan_chunks(n_tokens: usize, params: &CollectParams) -> Result<ChunkPlan, Ima
     }
 
     let available = remaining / n_ctx;
-    let n_chunks = params.chunks.map_or(available, |chunks| chunks.min(available));
+    let n_chunks = params
+        .chunks
+        .map_or(available, |chunks| chunks.min(available));
     Ok(ChunkPlan {
         first_chunk: params.skip_chunks,
         n_chunks,
@@ -232,11 +234,20 @@ pub fn collect_imatrix_with_progress<M: ActivationModel + ?Sized>(
     }
 
     let first_scored = n_ctx / 2;
-    let logits_from = if params.compute_ppl { first_scored } else { n_ctx - 1 };
+    let logits_from = if params.compute_ppl {
+        first_scored
+    } else {
+        n_ctx - 1
+    };
     let n_vocab = model.n_vocab();
     let mut nll = NllAccumulator::default();
     let start = Instant::now();
-    tracing::info!(chunks = plan.n_chunks, n_ctx, skip = plan.first_chunk, "collecting imatrix");
+    tracing::info!(
+        chunks = plan.n_chunks,
+        n_ctx,
+        skip = plan.first_chunk,
+        "collecting imatrix"
+    );
 
     let mut chunk_tokens = vec![0u32; n_ctx];
     for done in 1..=plan.n_chunks {

@@ -82,7 +82,8 @@ impl ImatrixCollector {
 
     /// Returns whether matmuls of `weight_name` are collected.
     pub fn is_collected(&self, weight_name: &str) -> bool {
-        weight_name.starts_with(BLOCK_PREFIX) || (self.process_output && weight_name == OUTPUT_WEIGHT)
+        weight_name.starts_with(BLOCK_PREFIX)
+            || (self.process_output && weight_name == OUTPUT_WEIGHT)
     }
 
     /// Returns the statistics so far.
@@ -119,7 +120,13 @@ impl ImatrixCollector {
         self.imatrix
     }
 
-    fn accumulate(&mut self, weight_name: &str, x: &[f32], n_rows: usize, n_cols: usize) -> Result<(), ImatrixError> {
+    fn accumulate(
+        &mut self,
+        weight_name: &str,
+        x: &[f32],
+        n_rows: usize,
+        n_cols: usize,
+    ) -> Result<(), ImatrixError> {
         let expected_len = n_rows.checked_mul(n_cols);
         if n_cols == 0 || expected_len != Some(x.len()) {
             return Err(ImatrixError::BadActivation {
@@ -132,7 +139,10 @@ impl ImatrixCollector {
         if entry.n_cols() != n_cols {
             return Err(ImatrixError::BadActivation {
                 tensor: weight_name.to_owned(),
-                detail: format!("{n_cols} columns, but earlier inputs had {}", entry.n_cols()),
+                detail: format!(
+                    "{n_cols} columns, but earlier inputs had {}",
+                    entry.n_cols()
+                ),
             });
         }
 

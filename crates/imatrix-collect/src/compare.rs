@@ -59,7 +59,10 @@ impl ImatrixComparison {
     /// Returns the smallest cosine similarity over the compared tensors (`None` when none has
     /// one).
     pub fn min_cosine(&self) -> Option<f64> {
-        self.tensors.iter().filter_map(|t| t.cosine).reduce(f64::min)
+        self.tensors
+            .iter()
+            .filter_map(|t| t.cosine)
+            .reduce(f64::min)
     }
 
     /// Returns the mean Spearman correlation over the tensors that have one.
@@ -92,7 +95,13 @@ fn format_option(value: Option<f64>) -> String {
 
 impl fmt::Display for ImatrixComparison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(6).max(6);
+        let width = self
+            .tensors
+            .iter()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
         writeln!(
             f,
             "{:<width$}  {:>8}  {:>10}  {:>10}  {:>9}  {:>9}  {:>7}",
@@ -127,7 +136,11 @@ impl fmt::Display for ImatrixComparison {
             writeln!(f, "only in second: {name}")?;
         }
         for d in &self.shape_differences {
-            writeln!(f, "shape differs: {} {:?} vs {:?}", d.name, d.shape_a, d.shape_b)?;
+            writeln!(
+                f,
+                "shape differs: {} {:?} vs {:?}",
+                d.name, d.shape_a, d.shape_b
+            )?;
         }
         Ok(())
     }
@@ -291,6 +304,9 @@ pub fn top_overlap(x: &[f32], y: &[f32], fraction: f64) -> f64 {
 
     let top_x = top_indices(&x[..n], k);
     let top_y = top_indices(&y[..n], k);
-    let shared = top_x.iter().filter(|i| top_y.binary_search(i).is_ok()).count();
+    let shared = top_x
+        .iter()
+        .filter(|i| top_y.binary_search(i).is_ok())
+        .count();
     shared as f64 / k as f64
 }

@@ -57,7 +57,12 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads an i32 that must lie in `0..=max`.
-    fn bounded(&mut self, what: &'static str, max: usize, context: &str) -> Result<usize, ImatrixError> {
+    fn bounded(
+        &mut self,
+        what: &'static str,
+        max: usize,
+        context: &str,
+    ) -> Result<usize, ImatrixError> {
         let value = self.i32(what)?;
         match usize::try_from(value) {
             Ok(value) if value <= max => Ok(value),
@@ -122,7 +127,11 @@ pub fn read_dat(bytes: &[u8], chunk_size: u32) -> Result<Imatrix, ImatrixError> 
     Ok(imatrix)
 }
 
-fn read_entry(cursor: &mut Cursor<'_>, index: usize, chunk_size: u32) -> Result<(String, ImatrixEntry), ImatrixError> {
+fn read_entry(
+    cursor: &mut Cursor<'_>,
+    index: usize,
+    chunk_size: u32,
+) -> Result<(String, ImatrixEntry), ImatrixError> {
     let context = format!("legacy imatrix entry {index}");
 
     let name_len = cursor.bounded("name length", MAX_NAME_LEN, &context)?;
@@ -168,7 +177,11 @@ fn read_entry(cursor: &mut Cursor<'_>, index: usize, chunk_size: u32) -> Result<
     Ok((name, entry))
 }
 
-fn read_trailer(cursor: &mut Cursor<'_>, n_entries: usize, imatrix: &mut Imatrix) -> Result<(), ImatrixError> {
+fn read_trailer(
+    cursor: &mut Cursor<'_>,
+    n_entries: usize,
+    imatrix: &mut Imatrix,
+) -> Result<(), ImatrixError> {
     cursor.entry = n_entries;
 
     // NOTE: files from llama.cpp before the trailer existed end here; they carry no chunk
@@ -216,7 +229,12 @@ pub fn write_dat(imatrix: &Imatrix) -> Result<Vec<u8>, ImatrixError> {
         .collect();
 
     let mut out = Vec::new();
-    push_len(&mut out, written.len(), "n_entries", "legacy imatrix header")?;
+    push_len(
+        &mut out,
+        written.len(),
+        "n_entries",
+        "legacy imatrix header",
+    )?;
 
     for (name, entry) in written {
         let context = format!("legacy imatrix entry {name}");
@@ -236,7 +254,10 @@ pub fn write_dat(imatrix: &Imatrix) -> Result<Vec<u8>, ImatrixError> {
         push_len(&mut out, ncall as usize, "ncall", &context)?;
         push_len(&mut out, entry.in_sum2().len(), "nval", &context)?;
 
-        let slices = entry.in_sum2().chunks_exact(entry.n_cols()).zip(entry.counts());
+        let slices = entry
+            .in_sum2()
+            .chunks_exact(entry.n_cols())
+            .zip(entry.counts());
         for (slice, &count) in slices {
             for &sum in slice {
                 let value = if count == 0 {
@@ -249,14 +270,24 @@ pub fn write_dat(imatrix: &Imatrix) -> Result<Vec<u8>, ImatrixError> {
         }
     }
 
-    push_len(&mut out, imatrix.chunk_count() as usize, "chunk_count", TRAILER)?;
+    push_len(
+        &mut out,
+        imatrix.chunk_count() as usize,
+        "chunk_count",
+        TRAILER,
+    )?;
     let dataset = imatrix.datasets().join(";");
     push_len(&mut out, dataset.len(), "dataset length", TRAILER)?;
     out.extend_from_slice(dataset.as_bytes());
     Ok(out)
 }
 
-fn push_len(out: &mut Vec<u8>, value: usize, field: &'static str, context: &str) -> Result<(), ImatrixError> {
+fn push_len(
+    out: &mut Vec<u8>,
+    value: usize,
+    field: &'static str,
+    context: &str,
+) -> Result<(), ImatrixError> {
     let value = i32::try_from(value).map_err(|_| ImatrixError::OutOfRange {
         context: context.to_owned(),
         field,

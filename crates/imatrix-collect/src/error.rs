@@ -194,6 +194,13 @@ pub enum ImatrixError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The calibration text could not be tokenized.
+    #[error("tokenization failed: {detail}")]
+    Tokenizer {
+        /// The tokenizer's message.
+        detail: String,
+    },
+
     /// The JSON serialisation of a report failed.
     #[error("JSON output failed: {0}")]
     Json(#[from] serde_json::Error),

@@ -56,7 +56,10 @@ impl Imatrix {
     ///
     /// # Errors
     /// As [`read_gguf`] or [`read_dat`].
-    pub fn from_bytes_with_chunk_size(bytes: &[u8], legacy_chunk_size: u32) -> Result<Imatrix, ImatrixError> {
+    pub fn from_bytes_with_chunk_size(
+        bytes: &[u8],
+        legacy_chunk_size: u32,
+    ) -> Result<Imatrix, ImatrixError> {
         match ImatrixFormat::detect(bytes) {
             ImatrixFormat::Gguf => read_gguf(bytes),
             ImatrixFormat::Dat => read_dat(bytes, legacy_chunk_size),
@@ -130,9 +133,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImatrixError
         _ => Path::new("."),
     };
 
-    let mut file = tempfile::NamedTempFile::new_in(folder).map_err(|e| ImatrixError::io(folder, e))?;
-    file.write_all(bytes).map_err(|e| ImatrixError::io(file.path(), e))?;
-    file.as_file().sync_all().map_err(|e| ImatrixError::io(file.path(), e))?;
-    file.persist(path).map_err(|e| ImatrixError::io(path, e.error))?;
+    let mut file =
+        tempfile::NamedTempFile::new_in(folder).map_err(|e| ImatrixError::io(folder, e))?;
+    file.write_all(bytes)
+        .map_err(|e| ImatrixError::io(file.path(), e))?;
+    file.as_file()
+        .sync_all()
+        .map_err(|e| ImatrixError::io(file.path(), e))?;
+    file.persist(path)
+        .map_err(|e| ImatrixError::io(path, e.error))?;
     Ok(())
 }

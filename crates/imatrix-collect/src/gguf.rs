@@ -41,11 +41,13 @@ struct EntryTensors<'a> {
 /// Parses a GGUF imatrix from `bytes`, validating it as untrusted input.
 ///
 /// # Errors
-/// [`ImatrixError::Gguf`] for an invalid container, [`ImatrixError::NotImatrix`] when
-/// `general.type` is not `imatrix`, [`ImatrixError::Metadata`] for a missing or mistyped
-/// `imatrix.*` key, [`ImatrixError::ShapeMismatch`] when an entry's `in_sum2` and `counts`
-/// disagree, one is missing, or a tensor is not F32, and [`ImatrixError::InvalidValue`] for
-/// NaN, infinite or negative values (naming the tensor).
+/// - [`ImatrixError::Gguf`] for an invalid container.
+/// - [`ImatrixError::NotImatrix`] when `general.type` is not `imatrix`.
+/// - [`ImatrixError::Metadata`] when `imatrix.chunk_size` or `imatrix.chunk_count` is missing
+///   or mistyped (`imatrix.datasets` may be absent).
+/// - [`ImatrixError::ShapeMismatch`] when an entry's `in_sum2` and `counts` disagree, one of
+///   them is missing, or a tensor is not F32.
+/// - [`ImatrixError::InvalidValue`] for NaN, infinite or negative values, naming the tensor.
 pub fn read_gguf(bytes: &[u8]) -> Result<Imatrix, ImatrixError> {
     let view = GgufView::parse(bytes)?;
     let metadata = view.metadata();
@@ -63,8 +65,12 @@ pub fn read_gguf(bytes: &[u8]) -> Result<Imatrix, ImatrixError> {
     let chunk_count = read_u32(metadata, KEY_CHUNK_COUNT)?;
     let mut imatrix = Imatrix::new(chunk_size);
     imatrix.set_chunk_count(chunk_count);
-    for dataset in metadata.get_string_array(KEY_DATASETS)? {
-        imatrix.push_dataset(dataset.clone());
+    // The dataset list is provenance only; a file without it (gguf-py drops empty arrays)
+    // is still usable.
+    if metadata.contains_key(KEY_DATASETS) {
+        for dataset in metadata.get_string_array(KEY_DATASETS)? {
+            imatrix.push_dataset(dataset.clone());
+        }
     }
 
     let mut pairs: BTreeMap<&str, EntryTensors<'_>> = BTreeMap::new();
@@ -91,13 +97,21 @@ fn read_u32(metadata: &Metadata, key: &str) -> Result<u32, ImatrixError> {
     let value = metadata.get_uint(key)?;
     u32::try_from(value).map_err(|_| ImatrixError::OutOfRange {
         context: "GGUF imatrix metadata".to_owned(),
-        field: if key == KEY_CHUNK_SIZE { "imatrix.chunk_size" } else { "imatrix.chunk_count" },
+        field: if key == KEY_CHUNK_SIZE {
+            "imatrix.chunk_size"
+        } else {
+            "imatrix.chunk_count"
+        },
         value: i64::try_from(value).unwrap_or(i64::MAX),
         max: i64::from(u32::MAX),
     })
 }
 
-fn read_entry(view: &GgufView<'_>, name: &str, tensors: &EntryTensors<'_>) -> Result<ImatrixEntry, ImatrixError> {
+fn read_entry(
+    view: &GgufView<'_>,
+    name: &str,
+    tensors: &EntryTensors<'_>,
+) -> Result<ImatrixEntry, ImatrixError> {
     let mismatch = |detail: String| ImatrixError::ShapeMismatch {
         tensor: name.to_owned(),
         detail,
@@ -105,17 +119,33 @@ fn read_entry(view: &GgufView<'_>, name: &str, tensors: &EntryTensors<'_>) -> Re
 
     let (sums, counts) = match (tensors.sums, tensors.counts) {
         (Some(sums), Some(counts)) => (sums, counts),
-        (Some(_), None) => return Err(mismatch(format!("{name}{SUFFIX_SUMS} has no {name}{SUFFIX_COUNTS}"))),
-        (None, _) => return Err(mismatch(format!("{name}{SUFFIX_COUNTS} has no {name}{SUFFIX_SUMS}"))),
+        (Some(_), None) => {
+            return Err(mismatch(format!(
+                "{name}{SUFFIX_SUMS} has no {name}{SUFFIX_COUNTS}"
+            )))
+        }
+        (None, _) => {
+            return Err(mismatch(format!(
+                "{name}{SUFFIX_COUNTS} has no {name}{SUFFIX_SUMS}"
+            )))
+        }
     };
 
     for info in [sums, counts] {
         if info.ggml_type != GgmlType::F32 {
-            return Err(mismatch(format!("{} has type {:?}, expected F32", info.name, info.ggml_type)));
+            return Err(mismatch(format!(
+                "{} has type {:?}, expected F32",
+                info.name, info.ggml_type
+            )));
         }
     }
 
-    let (n_cols, n_mat) = matrix_shape(sums).ok_or_else(|| mismatch(format!("in_sum2 has shape {:?}, expected [n_cols, n_mat]", sums.dims)))?;
+    let (n_cols, n_mat) = matrix_shape(sums).ok_or_else(|| {
+        mismatch(format!(
+            "in_sum2 has shape {:?}, expected [n_cols, n_mat]",
+            sums.dims
+        ))
+    })?;
     let counts_shape = matrix_shape(counts);
     if counts_shape != Some((1, n_mat)) {
         return Err(mismatch(format!(
@@ -170,7 +200,10 @@ impl PreparedGguf {
     fn new(imatrix: &Imatrix) -> Result<Self, ImatrixError> {
         let mut metadata = Metadata::new();
         metadata.set(KEY_GENERAL_TYPE, Value::String(GENERAL_TYPE.to_owned()));
-        metadata.set(KEY_DATASETS, Value::Array(Array::String(imatrix.datasets().to_vec())));
+        metadata.set(
+            KEY_DATASETS,
+            Value::Array(Array::String(imatrix.datasets().to_vec())),
+        );
         metadata.set(KEY_CHUNK_COUNT, Value::U32(imatrix.chunk_count()));
         metadata.set(KEY_CHUNK_SIZE, Value::U32(imatrix.chunk_size()));
 
@@ -187,15 +220,26 @@ impl PreparedGguf {
             };
 
             writer.add_tensor(format!("{name}{SUFFIX_SUMS}"), &sums_dims, GgmlType::F32)?;
-            writer.add_tensor(format!("{name}{SUFFIX_COUNTS}"), &counts_dims, GgmlType::F32)?;
+            writer.add_tensor(
+                format!("{name}{SUFFIX_COUNTS}"),
+                &counts_dims,
+                GgmlType::F32,
+            )?;
             payloads.push(entry.in_sum2().to_vec());
             payloads.push(entry.counts().iter().map(|&count| count as f32).collect());
         }
         Ok(Self { writer, payloads })
     }
 
-    fn write_payload(payloads: &[Vec<f32>], index: usize, sink: &mut dyn Write) -> Result<(), GgufError> {
-        let bytes: Vec<u8> = payloads[index].iter().flat_map(|value| value.to_le_bytes()).collect();
+    fn write_payload(
+        payloads: &[Vec<f32>],
+        index: usize,
+        sink: &mut dyn Write,
+    ) -> Result<(), GgufError> {
+        let bytes: Vec<u8> = payloads[index]
+            .iter()
+            .flat_map(|value| value.to_le_bytes())
+            .collect();
         sink.write_all(&bytes)?;
         Ok(())
     }
@@ -208,7 +252,8 @@ impl PreparedGguf {
 /// [`ImatrixError::Gguf`] when a tensor name is too long for GGUF (63 bytes with suffix).
 pub fn write_gguf_bytes(imatrix: &Imatrix) -> Result<Vec<u8>, ImatrixError> {
     let PreparedGguf { writer, payloads } = PreparedGguf::new(imatrix)?;
-    let bytes = writer.write_to_vec(|index, _info, sink| PreparedGguf::write_payload(&payloads, index, sink))?;
+    let bytes = writer
+        .write_to_vec(|index, _info, sink| PreparedGguf::write_payload(&payloads, index, sink))?;
     Ok(bytes)
 }
 
@@ -219,6 +264,8 @@ pub fn write_gguf_bytes(imatrix: &Imatrix) -> Result<Vec<u8>, ImatrixError> {
 /// [`ImatrixError::Gguf`] when a name is too long or the file cannot be written.
 pub fn write_gguf(imatrix: &Imatrix, path: &Path) -> Result<(), ImatrixError> {
     let PreparedGguf { writer, payloads } = PreparedGguf::new(imatrix)?;
-    writer.write_to_path(path, |index, _info, sink| PreparedGguf::write_payload(&payloads, index, sink))?;
+    writer.write_to_path(path, |index, _info, sink| {
+        PreparedGguf::write_payload(&payloads, index, sink)
+    })?;
     Ok(())
 }

@@ -40,7 +40,12 @@ impl ImatrixEntry {
     /// [`ImatrixError::ShapeMismatch`] when `in_sum2.len() != n_cols * counts.len()` or either is
     /// empty, [`ImatrixError::InvalidValue`] for a NaN, infinite or negative sum, and
     /// [`ImatrixError::OutOfRange`] for a count above [`MAX_COUNT`].
-    pub fn new(tensor: &str, n_cols: usize, in_sum2: Vec<f32>, counts: Vec<u64>) -> Result<Self, ImatrixError> {
+    pub fn new(
+        tensor: &str,
+        n_cols: usize,
+        in_sum2: Vec<f32>,
+        counts: Vec<u64>,
+    ) -> Result<Self, ImatrixError> {
         let n_mat = counts.len();
         if n_cols == 0 || n_mat == 0 || in_sum2.len() != n_cols * n_mat {
             return Err(ImatrixError::ShapeMismatch {
@@ -204,9 +209,15 @@ impl Imatrix {
     }
 
     /// Returns a mutable entry, creating a zero one of `n_cols` x `n_mat` when absent.
-    pub(crate) fn entry_or_zeros(&mut self, tensor: &str, n_cols: usize, n_mat: usize) -> &mut ImatrixEntry {
+    pub(crate) fn entry_or_zeros(
+        &mut self,
+        tensor: &str,
+        n_cols: usize,
+        n_mat: usize,
+    ) -> &mut ImatrixEntry {
         if !self.entries.contains_key(tensor) {
-            self.entries.insert(tensor.to_owned(), ImatrixEntry::zeros(n_cols, n_mat));
+            self.entries
+                .insert(tensor.to_owned(), ImatrixEntry::zeros(n_cols, n_mat));
         }
         self.entries.get_mut(tensor).expect("entry inserted above")
     }
@@ -281,7 +292,9 @@ impl Imatrix {
     ///
     /// # Errors
     /// [`ImatrixError::NoInput`] for an empty list, otherwise as [`Imatrix::merge`].
-    pub fn merge_all<'a>(sources: impl IntoIterator<Item = &'a Imatrix>) -> Result<Imatrix, ImatrixError> {
+    pub fn merge_all<'a>(
+        sources: impl IntoIterator<Item = &'a Imatrix>,
+    ) -> Result<Imatrix, ImatrixError> {
         let mut sources = sources.into_iter();
         let mut merged = sources.next().ok_or(ImatrixError::NoInput)?.clone();
         for source in sources {
@@ -299,7 +312,11 @@ impl Imatrix {
     /// # Errors
     /// [`ImatrixError::ColumnMismatch`] when the entry has another column count, and
     /// [`ImatrixError::MatrixCountMismatch`] when it belongs to a 3-D (expert) weight.
-    pub fn importance_for(&self, tensor: &str, expected_ncols: usize) -> Result<Option<Vec<f32>>, ImatrixError> {
+    pub fn importance_for(
+        &self,
+        tensor: &str,
+        expected_ncols: usize,
+    ) -> Result<Option<Vec<f32>>, ImatrixError> {
         self.expert_importance_for(tensor, expected_ncols, 1)
     }
 
@@ -344,10 +361,15 @@ impl Imatrix {
     /// # Errors
     /// [`ImatrixError::MissingImportance`] when there is no entry, otherwise as
     /// [`Imatrix::importance_for`].
-    pub fn require_importance(&self, tensor: &str, expected_ncols: usize) -> Result<Vec<f32>, ImatrixError> {
-        self.importance_for(tensor, expected_ncols)?
-            .ok_or_else(|| ImatrixError::MissingImportance {
+    pub fn require_importance(
+        &self,
+        tensor: &str,
+        expected_ncols: usize,
+    ) -> Result<Vec<f32>, ImatrixError> {
+        self.importance_for(tensor, expected_ncols)?.ok_or_else(|| {
+            ImatrixError::MissingImportance {
                 tensor: tensor.to_owned(),
-            })
+            }
+        })
     }
 }

@@ -48,13 +48,13 @@ mod mix;
 mod ppl;
 
 pub use collect::{
-    collect_imatrix, collect_imatrix_with_progress, ActivationModel, ChunkReport, CollectOutcome, CollectParams,
-    SaveSchedule, DEFAULT_N_CTX, DEFAULT_SAVE_EVERY,
+    collect_imatrix, collect_imatrix_with_progress, ActivationModel, ChunkReport, CollectOutcome,
+    CollectParams, SaveSchedule, DEFAULT_N_CTX, DEFAULT_SAVE_EVERY,
 };
 pub use collector::{ImatrixCollector, MatmulObserver, MIN_ROWS};
 pub use compare::{
-    compare, cosine_similarity, spearman, top_overlap, ImatrixComparison, ShapeDifference, TensorComparison,
-    TOP_FRACTION,
+    compare, cosine_similarity, spearman, top_overlap, ImatrixComparison, ShapeDifference,
+    TensorComparison, TOP_FRACTION,
 };
 pub use dat::{read_dat, write_dat, MAX_DATASET_LEN, MAX_DAT_ENTRIES, MAX_NAME_LEN};
 pub use error::ImatrixError;

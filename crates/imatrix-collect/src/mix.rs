@@ -58,7 +58,11 @@ pub fn mix(sources: &[(&Imatrix, f64)]) -> Result<Imatrix, ImatrixError> {
         }
     }
 
-    let used: Vec<(&Imatrix, f64)> = sources.iter().copied().filter(|&(_, weight)| weight > 0.0).collect();
+    let used: Vec<(&Imatrix, f64)> = sources
+        .iter()
+        .copied()
+        .filter(|&(_, weight)| weight > 0.0)
+        .collect();
     if used.is_empty() {
         return Err(ImatrixError::InvalidWeight {
             index: 0,
@@ -67,7 +71,10 @@ pub fn mix(sources: &[(&Imatrix, f64)]) -> Result<Imatrix, ImatrixError> {
     }
 
     let mut mixed = Imatrix::new(first.chunk_size());
-    let mut names: Vec<&String> = used.iter().flat_map(|(source, _)| source.entries().keys()).collect();
+    let mut names: Vec<&String> = used
+        .iter()
+        .flat_map(|(source, _)| source.entries().keys())
+        .collect();
     names.sort();
     names.dedup();
 
@@ -76,7 +83,10 @@ pub fn mix(sources: &[(&Imatrix, f64)]) -> Result<Imatrix, ImatrixError> {
         mixed.insert(name.clone(), entry);
     }
 
-    let chunk_count = used.iter().map(|(source, _)| source.chunk_count()).fold(0u32, u32::saturating_add);
+    let chunk_count = used
+        .iter()
+        .map(|(source, _)| source.chunk_count())
+        .fold(0u32, u32::saturating_add);
     mixed.set_chunk_count(chunk_count);
     for (source, _) in &used {
         for dataset in source.datasets() {

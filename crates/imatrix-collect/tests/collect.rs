@@ -3,8 +3,8 @@
 use std::cell::RefCell;
 
 use imatrix_collect::{
-    collect_imatrix, collect_imatrix_with_progress, ActivationModel, CollectParams, Imatrix, ImatrixError,
-    ImatrixFormat, MatmulObserver, SaveSchedule,
+    collect_imatrix, collect_imatrix_with_progress, ActivationModel, CollectParams, Imatrix,
+    ImatrixError, ImatrixFormat, MatmulObserver, SaveSchedule,
 };
 
 const N_VOCAB: usize = 8;
@@ -47,7 +47,12 @@ impl ActivationModel for FakeModel {
         N_VOCAB
     }
 
-    fn evaluate(&self, tokens: &[u32], logits_from: usize, observer: &mut dyn MatmulObserver) -> Result<Vec<f32>, FakeError> {
+    fn evaluate(
+        &self,
+        tokens: &[u32],
+        logits_from: usize,
+        observer: &mut dyn MatmulObserver,
+    ) -> Result<Vec<f32>, FakeError> {
         let index = self.seen.borrow().len();
         self.seen.borrow_mut().push(tokens.to_vec());
         if self.fail_at == Some(index) {
@@ -107,7 +112,11 @@ fn sums_and_counts_match_direct_computation() {
     let mut expected_down = [0.0f64; N_FF];
     for chunk in 0..3 {
         for position in 0..64 {
-            let token = if position == 0 { BOS } else { tokens[chunk * 64 + position] };
+            let token = if position == 0 {
+                BOS
+            } else {
+                tokens[chunk * 64 + position]
+            };
             for (c, sum) in expected_q.iter_mut().enumerate() {
                 *sum += f64::from(embedding(token, position, c)).powi(2);
             }
@@ -120,19 +129,27 @@ fn sums_and_counts_match_direct_computation() {
     let q = imatrix.entry("blk.0.attn_q.weight").unwrap();
     assert_eq!(q.counts(), &[192]);
     for (c, (&found, &want)) in q.in_sum2().iter().zip(&expected_q).enumerate() {
-        assert!((f64::from(found) - want).abs() <= 1e-5 * want, "attn_q[{c}]: {found} vs {want}");
+        assert!(
+            (f64::from(found) - want).abs() <= 1e-5 * want,
+            "attn_q[{c}]: {found} vs {want}"
+        );
     }
     let down = imatrix.entry("blk.0.ffn_down.weight").unwrap();
     assert_eq!(down.counts(), &[192]);
     for (c, (&found, &want)) in down.in_sum2().iter().zip(&expected_down).enumerate() {
-        assert!((f64::from(found) - want).abs() <= 1e-5 * want, "ffn_down[{c}]: {found} vs {want}");
+        assert!(
+            (f64::from(found) - want).abs() <= 1e-5 * want,
+            "ffn_down[{c}]: {found} vs {want}"
+        );
     }
 }
 
 #[test]
 fn skips_embeddings_output_and_small_matmuls() {
     let model = FakeModel::default();
-    let imatrix = collect_imatrix(&model, &text(128), &params(64)).unwrap().imatrix;
+    let imatrix = collect_imatrix(&model, &text(128), &params(64))
+        .unwrap()
+        .imatrix;
     assert!(imatrix.entry("token_embd.weight").is_none());
     assert!(imatrix.entry("output.weight").is_none());
     assert!(imatrix.entry("blk.0.attn_k.weight").is_none());
@@ -142,7 +159,9 @@ fn skips_embeddings_output_and_small_matmuls() {
         process_output: true,
         ..params(64)
     };
-    let imatrix = collect_imatrix(&FakeModel::default(), &text(128), &with_output).unwrap().imatrix;
+    let imatrix = collect_imatrix(&FakeModel::default(), &text(128), &with_output)
+        .unwrap()
+        .imatrix;
     assert_eq!(imatrix.entry("output.weight").unwrap().counts(), &[128]);
     assert!(imatrix.entry("token_embd.weight").is_none());
 }
@@ -182,7 +201,10 @@ fn uniform_logits_give_ppl_of_n_vocab() {
         compute_ppl: false,
         ..params(64)
     };
-    assert!(collect_imatrix(&FakeModel::default(), &text(128), &no_ppl).unwrap().ppl.is_none());
+    assert!(collect_imatrix(&FakeModel::default(), &text(128), &no_ppl)
+        .unwrap()
+        .ppl
+        .is_none());
 }
 
 #[test]
@@ -198,7 +220,10 @@ fn short_text_reports_counts() {
         ..params(64)
     };
     let error = collect_imatrix(&FakeModel::default(), &text(64 * 4), &skip).unwrap_err();
-    assert!(matches!(error, ImatrixError::TooFewTokens { n_tokens: 64, .. }), "{error}");
+    assert!(
+        matches!(error, ImatrixError::TooFewTokens { n_tokens: 64, .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -208,14 +233,20 @@ fn model_and_activation_errors_propagate() {
         ..FakeModel::default()
     };
     let error = collect_imatrix(&failing, &text(64 * 3), &params(64)).unwrap_err();
-    assert!(matches!(error, ImatrixError::Model { chunk: 1, .. }), "{error}");
+    assert!(
+        matches!(error, ImatrixError::Model { chunk: 1, .. }),
+        "{error}"
+    );
 
     let nan = FakeModel {
         nan: true,
         ..FakeModel::default()
     };
     let error = collect_imatrix(&nan, &text(64 * 3), &params(64)).unwrap_err();
-    assert!(matches!(error, ImatrixError::InvalidValue { .. }), "{error}");
+    assert!(
+        matches!(error, ImatrixError::InvalidValue { .. }),
+        "{error}"
+    );
     assert!(error.to_string().contains("blk.0.attn_q.weight"), "{error}");
 }
 
@@ -233,18 +264,22 @@ fn periodic_saves_are_complete_files() {
     };
 
     let mut saved_chunk_counts = Vec::new();
-    let outcome = collect_imatrix_with_progress(&FakeModel::default(), &text(64 * 5), &saving, |report| {
-        if path.exists() {
-            saved_chunk_counts.push((report.done, Imatrix::load(&path).unwrap().chunk_count()));
-        }
-    })
-    .unwrap();
+    let outcome =
+        collect_imatrix_with_progress(&FakeModel::default(), &text(64 * 5), &saving, |report| {
+            if path.exists() {
+                saved_chunk_counts.push((report.done, Imatrix::load(&path).unwrap().chunk_count()));
+            }
+        })
+        .unwrap();
 
     // The file appears after chunk 2, is replaced after chunk 4, and again at the end.
     assert_eq!(saved_chunk_counts, vec![(3, 2), (4, 2), (5, 4)]);
     assert_eq!(Imatrix::load(&path).unwrap(), outcome.imatrix);
 
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers.len(), 1, "temporary files left: {leftovers:?}");
 }
 

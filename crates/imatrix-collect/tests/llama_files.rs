@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use imatrix_collect::{compare, Imatrix, ImatrixFormat};
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn load(name: &str) -> Imatrix {
@@ -22,7 +24,9 @@ fn gguf_metadata_and_entries() {
     assert_eq!(en.entries().len(), 126);
     assert_eq!(en.token_count(), 20_480);
 
-    let down = en.entry("blk.17.ffn_down.weight").expect("blk.17.ffn_down.weight");
+    let down = en
+        .entry("blk.17.ffn_down.weight")
+        .expect("blk.17.ffn_down.weight");
     assert_eq!(down.n_cols(), 2048);
     assert_eq!(down.n_mat(), 1);
     assert_eq!(down.counts(), &[20_480]);
@@ -34,12 +38,17 @@ fn gguf_metadata_and_entries() {
 fn gguf_and_dat_give_same_mean_squares() {
     let gguf = load("imatrix-en.gguf");
     let dat = load("imatrix-en.dat");
-    assert_eq!(ImatrixFormat::detect(&std::fs::read(data("imatrix-en.dat")).unwrap()), ImatrixFormat::Dat);
+    assert_eq!(
+        ImatrixFormat::detect(&std::fs::read(data("imatrix-en.dat")).unwrap()),
+        ImatrixFormat::Dat
+    );
     assert_eq!(dat.chunk_count(), 40);
     assert_eq!(dat.entries().len(), gguf.entries().len());
 
     for (name, entry) in gguf.entries() {
-        let from_dat = dat.entry(name).unwrap_or_else(|| panic!("{name} missing from .dat"));
+        let from_dat = dat
+            .entry(name)
+            .unwrap_or_else(|| panic!("{name} missing from .dat"));
         assert_eq!(from_dat.counts(), entry.counts(), "{name}: counts");
 
         let expected = entry.mean_squares();
@@ -48,7 +57,10 @@ fn gguf_and_dat_give_same_mean_squares() {
         for (column, (&a, &b)) in found.iter().zip(&expected).enumerate() {
             // The .dat stores (sum / count) * ncall in f32, one extra rounding each way.
             let tolerance = 4.0 * f32::EPSILON * b.abs();
-            assert!((a - b).abs() <= tolerance, "{name}[{column}]: dat {a} vs gguf {b}");
+            assert!(
+                (a - b).abs() <= tolerance,
+                "{name}[{column}]: dat {a} vs gguf {b}"
+            );
         }
     }
 }
@@ -83,7 +95,10 @@ fn load_merged_reads_both_formats() {
 fn importance_matches_manual_division() {
     let en = load("imatrix-en.gguf");
     let entry = en.entry("blk.0.attn_k.weight").unwrap();
-    let importance = en.importance_for("blk.0.attn_k.weight", 640).unwrap().unwrap();
+    let importance = en
+        .importance_for("blk.0.attn_k.weight", 640)
+        .unwrap()
+        .unwrap();
     assert_eq!(importance.len(), 640);
     assert_eq!(importance[0], entry.in_sum2()[0] / 20_480.0);
 }
@@ -98,7 +113,10 @@ fn english_and_japanese_differ_measurably() {
     assert!(report.only_in_b.is_empty());
 
     let min = report.min_cosine().unwrap();
-    assert!(min < 0.9999, "en and ja should not be identical, min cosine {min}");
+    assert!(
+        min < 0.9999,
+        "en and ja should not be identical, min cosine {min}"
+    );
     assert!(min > 0.0, "mean squares are non-negative, min cosine {min}");
 
     let json = report.to_json().unwrap();

@@ -2,10 +2,14 @@
 
 use std::path::PathBuf;
 
-use imatrix_collect::{compare, cosine_similarity, mix, spearman, top_overlap, Imatrix, ImatrixEntry, ImatrixError};
+use imatrix_collect::{
+    compare, cosine_similarity, mix, spearman, top_overlap, Imatrix, ImatrixEntry, ImatrixError,
+};
 
 fn load(name: &str) -> Imatrix {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     Imatrix::load(path).unwrap()
 }
 
@@ -13,7 +17,10 @@ fn single(name: &str, sums: Vec<f32>, count: u64) -> Imatrix {
     let mut imatrix = Imatrix::new(512);
     imatrix.set_chunk_count(1);
     let n_cols = sums.len();
-    imatrix.insert(name, ImatrixEntry::new(name, n_cols, sums, vec![count]).unwrap());
+    imatrix.insert(
+        name,
+        ImatrixEntry::new(name, n_cols, sums, vec![count]).unwrap(),
+    );
     imatrix
 }
 
@@ -42,7 +49,10 @@ fn mix_weights_are_ratios() {
 fn mix_renormalises_for_missing_tensors() {
     let a = single("only_a", vec![4.0], 2);
     let mut b = single("shared", vec![9.0], 3);
-    b.insert("only_b", ImatrixEntry::new("only_b", 1, vec![5.0], vec![5]).unwrap());
+    b.insert(
+        "only_b",
+        ImatrixEntry::new("only_b", 1, vec![5.0], vec![5]).unwrap(),
+    );
     let mixed = mix(&[(&a, 0.9), (&b, 0.1)]).unwrap();
     assert_eq!(mixed.importance_for("only_a", 1).unwrap(), Some(vec![2.0]));
     assert_eq!(mixed.importance_for("only_b", 1).unwrap(), Some(vec![1.0]));
@@ -54,9 +64,15 @@ fn mix_rejects_bad_weights() {
     let a = single("w", vec![1.0], 1);
     for weight in [-1.0, f64::NAN, f64::INFINITY] {
         let error = mix(&[(&a, weight)]).unwrap_err();
-        assert!(matches!(error, ImatrixError::InvalidWeight { index: 0, .. }), "{weight}: {error}");
+        assert!(
+            matches!(error, ImatrixError::InvalidWeight { index: 0, .. }),
+            "{weight}: {error}"
+        );
     }
-    assert!(matches!(mix(&[(&a, 0.0)]), Err(ImatrixError::InvalidWeight { .. })));
+    assert!(matches!(
+        mix(&[(&a, 0.0)]),
+        Err(ImatrixError::InvalidWeight { .. })
+    ));
     assert!(matches!(mix(&[]), Err(ImatrixError::NoInput)));
 }
 
@@ -75,14 +91,20 @@ fn mix_of_llama_files_lies_between_sources() {
     let m = mixed.importance_for(name, 2048).unwrap().unwrap();
     for column in 0..2048 {
         let want = (e[column] + j[column]) / 2.0;
-        assert!((m[column] - want).abs() <= 1e-5 * want.abs().max(1e-30), "{name}[{column}]");
+        assert!(
+            (m[column] - want).abs() <= 1e-5 * want.abs().max(1e-30),
+            "{name}[{column}]"
+        );
     }
 
     // The 50/50 mix is closer to en than the token-weighted merge (ja has 4x the tokens).
     let merged = Imatrix::merge_all([&en, &ja]).unwrap();
     let mixed_vs_en = compare(&en, &mixed).min_cosine().unwrap();
     let merged_vs_en = compare(&en, &merged).min_cosine().unwrap();
-    assert!(mixed_vs_en > merged_vs_en, "mixed {mixed_vs_en} vs merged {merged_vs_en}");
+    assert!(
+        mixed_vs_en > merged_vs_en,
+        "mixed {mixed_vs_en} vs merged {merged_vs_en}"
+    );
 }
 
 #[test]
@@ -91,8 +113,16 @@ fn compare_identical_is_perfect() {
     let report = compare(&en, &en);
     assert_eq!(report.tensors.len(), 126);
     for tensor in &report.tensors {
-        assert!((tensor.cosine.unwrap() - 1.0).abs() < 1e-12, "{}", tensor.name);
-        assert!((tensor.spearman.unwrap() - 1.0).abs() < 1e-12, "{}", tensor.name);
+        assert!(
+            (tensor.cosine.unwrap() - 1.0).abs() < 1e-12,
+            "{}",
+            tensor.name
+        );
+        assert!(
+            (tensor.spearman.unwrap() - 1.0).abs() < 1e-12,
+            "{}",
+            tensor.name
+        );
         assert_eq!(tensor.top_overlap, 1.0, "{}", tensor.name);
     }
     let table = report.to_string();

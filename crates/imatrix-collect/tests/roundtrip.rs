@@ -6,7 +6,9 @@ use std::process::Command;
 use imatrix_collect::{Imatrix, ImatrixEntry, ImatrixFormat};
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// Two dense entries and one 3-D (expert) entry with a zero-count matrix.
@@ -16,13 +18,20 @@ fn sample() -> Imatrix {
     imatrix.push_dataset("calib.txt");
 
     let q: Vec<f32> = (0..64).map(|i| (i * i) as f32 * 0.25).collect();
-    imatrix.insert("blk.0.attn_q.weight", ImatrixEntry::new("blk.0.attn_q.weight", 64, q, vec![1536]).unwrap());
+    imatrix.insert(
+        "blk.0.attn_q.weight",
+        ImatrixEntry::new("blk.0.attn_q.weight", 64, q, vec![1536]).unwrap(),
+    );
 
     let down: Vec<f32> = (0..128).map(|i| 1000.0 + i as f32).collect();
-    imatrix.insert("blk.1.ffn_down.weight", ImatrixEntry::new("blk.1.ffn_down.weight", 128, down, vec![1024]).unwrap());
+    imatrix.insert(
+        "blk.1.ffn_down.weight",
+        ImatrixEntry::new("blk.1.ffn_down.weight", 128, down, vec![1024]).unwrap(),
+    );
 
     let experts: Vec<f32> = (0..3 * 32).map(|i| i as f32).collect();
-    let entry = ImatrixEntry::new("blk.2.ffn_up_exps.weight", 32, experts, vec![512, 0, 1000]).unwrap();
+    let entry =
+        ImatrixEntry::new("blk.2.ffn_up_exps.weight", 32, experts, vec![512, 0, 1000]).unwrap();
     imatrix.insert("blk.2.ffn_up_exps.weight", entry);
     imatrix
 }
@@ -44,7 +53,10 @@ fn gguf_rewrite_of_llama_file_is_byte_identical() {
     let imatrix = Imatrix::from_bytes(&original).unwrap();
     let rewritten = imatrix_collect::write_gguf_bytes(&imatrix).unwrap();
     assert_eq!(rewritten.len(), original.len());
-    assert!(rewritten == original, "rewritten GGUF differs from llama.cpp's bytes");
+    assert!(
+        rewritten == original,
+        "rewritten GGUF differs from llama.cpp's bytes"
+    );
 }
 
 #[test]
@@ -69,14 +81,25 @@ fn dat_roundtrip_keeps_mean_squares() {
         assert_eq!(back.counts(), &[ncall * 512], "{name}");
 
         if entry.n_mat() == 1 {
-            for (column, (&a, &b)) in back.mean_squares().iter().zip(&entry.mean_squares()).enumerate() {
-                assert!((a - b).abs() <= 4.0 * f32::EPSILON * b.abs(), "{name}[{column}]: {a} vs {b}");
+            for (column, (&a, &b)) in back
+                .mean_squares()
+                .iter()
+                .zip(&entry.mean_squares())
+                .enumerate()
+            {
+                assert!(
+                    (a - b).abs() <= 4.0 * f32::EPSILON * b.abs(),
+                    "{name}[{column}]: {a} vs {b}"
+                );
             }
         }
     }
 
     // llama.cpp writes a zero-count matrix as 1.0, so it reads back as 1.0 / ncall (ncall 2).
-    let experts = loaded.entry("blk.2.ffn_up_exps.weight").unwrap().mean_squares();
+    let experts = loaded
+        .entry("blk.2.ffn_up_exps.weight")
+        .unwrap()
+        .mean_squares();
     assert_eq!(&experts[32..64], &[0.5; 32]);
 }
 
@@ -85,7 +108,10 @@ fn dat_rewrite_of_llama_file_is_byte_identical() {
     let original = std::fs::read(data("imatrix-en.dat")).unwrap();
     let imatrix = Imatrix::from_bytes(&original).unwrap();
     let rewritten = imatrix.to_dat_bytes().unwrap();
-    assert!(rewritten == original, "rewritten .dat differs from llama.cpp's bytes");
+    assert!(
+        rewritten == original,
+        "rewritten .dat differs from llama.cpp's bytes"
+    );
 }
 
 /// Returns whether `python3 -c "import gguf"` works; fails the test under CI=true when not.
@@ -124,8 +150,17 @@ for name in sorted(n[:-len(".in_sum2")] for n in t if n.endswith(".in_sum2")):
 "#;
 
 fn gguf_py_dump(path: &Path) -> String {
-    let out = Command::new("python3").arg("-c").arg(GGUF_PY_DUMP).arg(path).output().unwrap();
-    assert!(out.status.success(), "gguf-py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(GGUF_PY_DUMP)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gguf-py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -148,13 +183,25 @@ fn gguf_output_reads_equal_in_gguf_py() {
     for line in lines {
         let (head, sums) = line.split_once(" | ").unwrap();
         let fields: Vec<&str> = head.split(' ').collect();
-        let entry = imatrix.entry(fields[0]).unwrap_or_else(|| panic!("unexpected entry {}", fields[0]));
-        assert_eq!(fields[1].parse::<usize>().unwrap(), entry.n_cols(), "{line}");
+        let entry = imatrix
+            .entry(fields[0])
+            .unwrap_or_else(|| panic!("unexpected entry {}", fields[0]));
+        assert_eq!(
+            fields[1].parse::<usize>().unwrap(),
+            entry.n_cols(),
+            "{line}"
+        );
         assert_eq!(fields[2].parse::<usize>().unwrap(), entry.n_mat(), "{line}");
 
-        let counts: Vec<u64> = fields[3..].iter().map(|c| c.parse::<f64>().unwrap() as u64).collect();
+        let counts: Vec<u64> = fields[3..]
+            .iter()
+            .map(|c| c.parse::<f64>().unwrap() as u64)
+            .collect();
         assert_eq!(counts, entry.counts(), "{}", fields[0]);
-        let sums: Vec<f32> = sums.split(' ').map(|v| v.parse::<f64>().unwrap() as f32).collect();
+        let sums: Vec<f32> = sums
+            .split(' ')
+            .map(|v| v.parse::<f64>().unwrap() as f32)
+            .collect();
         assert_eq!(sums, entry.in_sum2(), "{}", fields[0]);
         seen += 1;
     }
@@ -185,8 +232,17 @@ for _ in range(i32()):
 chunks = i32(); n = i32(); print("trailer", chunks, d[off:off + n].decode()); off += n
 assert off == len(d)
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dump = String::from_utf8(out.stdout).unwrap();
 
     let lines: Vec<&str> = dump.lines().collect();
@@ -208,7 +264,11 @@ assert off == len(d)
         for (column, value) in fields[2..].iter().enumerate() {
             let value = value.parse::<f64>().unwrap() as f32;
             let want = expected[column];
-            assert!((value - want).abs() <= 4.0 * f32::EPSILON * want.abs(), "{}[{column}]: {value} vs {want}", fields[0]);
+            assert!(
+                (value - want).abs() <= 4.0 * f32::EPSILON * want.abs(),
+                "{}[{column}]: {value} vs {want}",
+                fields[0]
+            );
         }
     }
 }

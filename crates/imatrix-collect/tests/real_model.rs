@@ -1,0 +1,133 @@
+//! Collection on Gemma 3 270M against llama.cpp's imatrix of the same run.
+//!
+//! llama.cpp made `tests/data/imatrix-en.gguf` with `llama-imatrix -c 512 --chunks 40` on
+//! calibration_datav3.txt and the F32 dequantization of the Q4_K_M model. This test rebuilds
+//! that F32 base from the Q4_K_M file, collects with the same settings, and requires equal
+//! counts and a cosine similarity of at least 0.9999 for every tensor.
+#![cfg(feature = "gemma2")]
+
+use std::path::PathBuf;
+
+use gemma2_model::Model;
+use gguf_format::{GgmlType, GgufFile, GgufWriter};
+use imatrix_collect::{collect_from_text, compare, CollectParams, Imatrix};
+
+/// Minimum cosine similarity per tensor against llama.cpp's imatrix.
+const MIN_COSINE: f64 = 0.9999;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Returns the model path, or `None` (after a loud message) when it is missing outside CI.
+fn model_path() -> Option<PathBuf> {
+    let path = std::env::var_os("GEMMA3_270M_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("models/gemma-3-270m-q4_k_m.gguf"));
+    if path.exists() {
+        return Some(path);
+    }
+
+    let message = format!(
+        "model missing: {} (run scripts/fetch-model.sh)",
+        path.display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("\n*** skipped: {message} ***\n");
+    None
+}
+
+/// Writes every tensor of `source` dequantized to F32 into `dest`, as
+/// `llama-quantize --allow-requantize MODEL base-f32.gguf F32` does.
+fn write_f32_base(source: &GgufFile, dest: &std::path::Path) {
+    let mut writer = GgufWriter::from_file(source);
+    for info in source.tensors() {
+        writer
+            .add_tensor(info.name.clone(), &info.dims, GgmlType::F32)
+            .unwrap();
+    }
+    writer
+        .write_to_path(dest, |index, _info, sink| {
+            let info = &source.tensors()[index];
+            let values = kquant::dequantize(
+                info.ggml_type,
+                source.tensor_data(info),
+                info.dims[0] as usize,
+            )
+            .unwrap_or_else(|e| panic!("dequantizing {}: {e}", info.name));
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            sink.write_all(&bytes)?;
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn matches_llama_imatrix_on_f32_base() {
+    let Some(path) = model_path() else { return };
+    let quantized = GgufFile::open(&path).unwrap();
+    let base_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gemma-3-270m-f32-base.gguf");
+    write_f32_base(&quantized, &base_path);
+    drop(quantized);
+    let model = Model::from_gguf(&base_path).unwrap();
+
+    let text = std::fs::read(repo_root().join("data/calibration_datav3.txt"))
+        .expect("data/calibration_datav3.txt");
+    let params = CollectParams {
+        n_ctx: 512,
+        chunks: Some(40),
+        dataset: "calibration_datav3.txt".to_owned(),
+        ..CollectParams::default()
+    };
+    let outcome = collect_from_text(&model, &text, &params, |report| {
+        if let Some(ppl) = report.ppl {
+            eprintln!(
+                "[{}/{}] {:.1} s, PPL {:.4}",
+                report.done, report.total, report.elapsed_s, ppl.ppl
+            );
+        }
+    })
+    .unwrap();
+    std::fs::remove_file(&base_path).unwrap();
+
+    let reference =
+        Imatrix::load(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/imatrix-en.gguf"))
+            .unwrap();
+    let report = compare(&outcome.imatrix, &reference);
+    eprintln!("{report}");
+    eprintln!(
+        "collected {} chunks, {} tokens in {:.1} s: {:.1} tokens/s, PPL {:?}",
+        outcome.n_chunks,
+        outcome.n_tokens,
+        outcome.elapsed_s,
+        outcome.tokens_per_second(),
+        outcome.ppl
+    );
+
+    assert_eq!(outcome.imatrix.chunk_count(), reference.chunk_count());
+    assert!(
+        report.only_in_a.is_empty(),
+        "only in ours: {:?}",
+        report.only_in_a
+    );
+    assert!(
+        report.only_in_b.is_empty(),
+        "only in llama.cpp's: {:?}",
+        report.only_in_b
+    );
+    assert!(
+        report.shape_differences.is_empty(),
+        "{:?}",
+        report.shape_differences
+    );
+    assert_eq!(report.tensors.len(), 126);
+    for tensor in &report.tensors {
+        assert_eq!(tensor.count_a, tensor.count_b, "{}: counts", tensor.name);
+        let cosine = tensor.cosine.unwrap_or(0.0);
+        assert!(
+            cosine >= MIN_COSINE,
+            "{}: cosine {cosine} < {MIN_COSINE}",
+            tensor.name
+        );
+    }
+}
