@@ -32,6 +32,7 @@ const BATCH_TILE: usize = 64;
 
 /// Row tiles from which the AVX-512 tiled kernel stops splitting the batch: 16 tiles keep
 /// 2 to 8 threads busy while each decoded tile serves every activation row.
+#[cfg(target_arch = "x86_64")]
 const MIN_ROW_TILES_FOR_FULL_BATCH: usize = 16;
 
 /// Activation rows the `vec_dot_x4` kernels take at once.

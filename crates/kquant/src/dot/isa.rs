@@ -15,7 +15,7 @@ pub enum Isa {
     Avx2,
     /// x86-64 with AVX-512 F, BW, VL and VNNI on top of [`Isa::Avx2`] (Ice Lake, Zen 4 and later).
     Avx512,
-    /// aarch64 with NEON and the dot-product extension (`sdot`).
+    /// aarch64 with NEON (every aarch64 CPU that runs Linux or macOS).
     Neon,
 }
 
@@ -102,7 +102,6 @@ fn neon_supported() -> bool {
 
     *SUPPORTED.get_or_init(|| {
         std::arch::is_aarch64_feature_detected!("neon")
-            && std::arch::is_aarch64_feature_detected!("dotprod")
     })
 }
 

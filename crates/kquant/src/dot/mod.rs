@@ -28,6 +28,8 @@ mod avx512;
 pub(crate) mod gemm_i8;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 use bytemuck::Pod;
 use gguf_format::GgmlType;
