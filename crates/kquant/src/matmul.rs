@@ -19,6 +19,8 @@ use crate::blocks::{
     BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
 };
 #[cfg(target_arch = "x86_64")]
+use crate::dot::gemm_k::{self, DecodeK, DecodedKTile, UnsignedQ8K};
+#[cfg(target_arch = "x86_64")]
 use crate::dot::gemm_i8::{multiply_tile, DecodeI8, DecodedTile, UnsignedActivations};
 use crate::dot::{vec_dot_type, Isa, VecDot};
 use crate::QuantError;
@@ -391,6 +393,11 @@ pub fn matmul_quantized_with_isa(
             GgmlType::Q5_0 => return matmul_gemm_i8::<BlockQ5_0>(weight, activations, out),
             GgmlType::Q8_0 => return matmul_gemm_i8::<BlockQ8_0>(weight, activations, out),
             GgmlType::IQ4_NL => return matmul_gemm_i8::<BlockIQ4NL>(weight, activations, out),
+            GgmlType::Q2_K => return matmul_gemm_k::<BlockQ2K>(weight, activations, out),
+            GgmlType::Q3_K => return matmul_gemm_k::<BlockQ3K>(weight, activations, out),
+            GgmlType::Q4_K => return matmul_gemm_k::<BlockQ4K>(weight, activations, out),
+            GgmlType::Q5_K => return matmul_gemm_k::<BlockQ5K>(weight, activations, out),
+            GgmlType::Q6_K => return matmul_gemm_k::<BlockQ6K>(weight, activations, out),
             _ => {}
         }
     }
@@ -570,6 +577,50 @@ fn matmul_gemm_i8<W: DecodeI8>(
             unsafe {
                 decoded.fill(tile_weights, blocks_per_row);
                 multiply_tile(decoded, &unsigned, batch, |b, i, value| {
+                    out_ptr.write(b * n_rows + rows.start + i, value)
+                });
+            }
+        },
+    );
+    Ok(())
+}
+
+/// Computes the product with the register-tiled AVX-512 kernel of
+/// [`crate::dot::gemm_k`], for Q2_K to Q6_K.
+#[cfg(target_arch = "x86_64")]
+fn matmul_gemm_k<W: DecodeK>(
+    weight: &WeightMatrix,
+    activations: &QuantizedActivations,
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    let Some(acts) = activations.blocks::<BlockQ8K>() else {
+        return Err(mismatch(weight, activations));
+    };
+
+    let n_rows = weight.n_rows;
+    let n_batch = activations.n_batch;
+    let unsigned = UnsignedQ8K::new(acts, n_batch);
+    let blocks_per_row = weight.n_cols / W::BLOCK_SIZE;
+
+    // As in `matmul_gemm_i8`: decode each tile once for the whole batch when the matrix
+    // has enough rows to keep every thread busy.
+    let row_tiles = n_rows.div_ceil(ROW_TILE);
+    let batch_tile = if row_tiles >= MIN_ROW_TILES_FOR_FULL_BATCH { n_batch.max(1) } else { BATCH_TILE };
+    let batch_tiles = n_batch.div_ceil(batch_tile);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+
+    (0..row_tiles * batch_tiles).into_par_iter().for_each_init(
+        || (Vec::<W>::new(), DecodedKTile::new()),
+        |(copied, decoded), tile| {
+            let rows = (tile / batch_tiles) * ROW_TILE..((tile / batch_tiles + 1) * ROW_TILE).min(n_rows);
+            let batch = (tile % batch_tiles) * batch_tile..((tile % batch_tiles + 1) * batch_tile).min(n_batch);
+            decoded.fill(tile_blocks(weight, &rows, copied), blocks_per_row);
+
+            // SAFETY: `resolve` returned Avx512 in the caller, so the CPU has AVX-512 VNNI.
+            // The writes follow the same disjoint-tile argument as in `matmul_typed`, and
+            // `multiply_tile` checks that `batch` lies within the activations.
+            unsafe {
+                gemm_k::multiply_tile(decoded, &unsigned, batch, |b, i, value| {
                     out_ptr.write(b * n_rows + rows.start + i, value)
                 });
             }

@@ -27,6 +27,8 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod gemm_i8;
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod gemm_k;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "aarch64")]
 mod neon;
