@@ -217,9 +217,10 @@ fn slice_source_checks_count() {
 }
 
 #[test]
-fn readers_are_send_and_sync() {
+fn public_types_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<GgufFile>();
     assert_send_sync::<GgufView<'static>>();
     assert_send_sync::<GgufWriter>();
+    assert_send_sync::<GgufError>();
 }
