@@ -19,6 +19,7 @@ mod hook;
 mod model;
 mod names;
 mod tensor;
+pub mod tokenizer;
 mod weights;
 
 pub use config::{
@@ -30,6 +31,7 @@ pub use error::ModelError;
 pub use gguf_format::GgmlType;
 pub use hook::MatmulHook;
 pub use model::{Model, DEFAULT_BOS_TOKEN, DEFAULT_EOS_TOKEN};
+pub use tokenizer::{GemmaTokenizer, TokenizerError};
 
 /// How closely the forward pass reproduces the rounding of llama.cpp's CPU backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
