@@ -656,7 +656,7 @@ fn tensor_offsets_are_validated() {
         raw.tensor_info("a", &[16], F32, 0)
             .tensor_info("b", &[16], F32, offset_b)
             .pad_to(32);
-        raw.bytes.extend(std::iter::repeat_n(0, data_len));
+        raw.bytes.resize(raw.bytes.len() + data_len, 0);
         raw.finish()
     };
     assert!(GgufView::parse(&two(64, 128)).is_ok());
