@@ -174,12 +174,13 @@ fn search_lanes<const N: usize, const G: usize, const MAD: bool>(
     // Grid search with a least-squares refit of scale and min at each step. A lane adopts
     // a candidate only when it lowers that lane's error, as the scalar loop does.
     let mut candidate = [[0.0f32; G]; N];
-    let steps = if search.nstep < 1 {
-        0..=-1
+    // Steps 0..=nstep, or none when nstep < 1 (the scalar function returns before the loop).
+    let step_count = if search.nstep < 1 {
+        0
     } else {
-        0..=search.nstep
+        search.nstep + 1
     };
-    for is in steps {
+    for is in 0..step_count {
         let step = search.rmin + search.rdelta * is as f32 + nmax_f;
         let mut step_iscale = [0.0f32; G];
         for k in 0..G {
