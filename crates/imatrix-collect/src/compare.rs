@@ -90,7 +90,7 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 fn format_option(value: Option<f64>) -> String {
-    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.6}"))
+    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.8}"))
 }
 
 impl fmt::Display for ImatrixComparison {
@@ -104,13 +104,13 @@ impl fmt::Display for ImatrixComparison {
             .max(6);
         writeln!(
             f,
-            "{:<width$}  {:>8}  {:>10}  {:>10}  {:>9}  {:>9}  {:>7}",
+            "{:<width$}  {:>8}  {:>10}  {:>10}  {:>11}  {:>11}  {:>7}",
             "tensor", "values", "count_a", "count_b", "cosine", "spearman", "top1%"
         )?;
         for t in &self.tensors {
             writeln!(
                 f,
-                "{:<width$}  {:>8}  {:>10}  {:>10}  {:>9}  {:>9}  {:>7.3}",
+                "{:<width$}  {:>8}  {:>10}  {:>10}  {:>11}  {:>11}  {:>7.3}",
                 t.name,
                 t.n_values,
                 t.count_a,

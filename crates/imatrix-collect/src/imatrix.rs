@@ -323,6 +323,9 @@ impl Imatrix {
     /// Returns the importance vectors of a weight with `n_mat` matrices (experts) of
     /// `expected_ncols` columns: `n_mat` consecutive slices of mean squares.
     ///
+    /// An entry read from a legacy `.dat` file has no expert axis; one flat matrix of
+    /// `n_mat * expected_ncols` columns is accepted in its place, as llama-quantize does.
+    ///
     /// # Errors
     /// As [`Imatrix::importance_for`], with [`ImatrixError::MatrixCountMismatch`] when the
     /// entry has another matrix count.
@@ -335,6 +338,14 @@ impl Imatrix {
         let Some(entry) = self.entries.get(tensor) else {
             return Ok(None);
         };
+
+        // A legacy .dat file stores an expert weight's matrices as one flat vector under a
+        // single call count, so it reads back as one matrix of n_mat * n_cols columns.
+        let legacy_flattened =
+            n_mat > 1 && entry.n_mat() == 1 && entry.n_cols == expected_ncols * n_mat;
+        if legacy_flattened {
+            return Ok(Some(entry.mean_squares()));
+        }
 
         if entry.n_cols != expected_ncols {
             return Err(ImatrixError::ColumnMismatch {

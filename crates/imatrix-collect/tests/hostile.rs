@@ -436,6 +436,18 @@ fn gguf_reads_2d_expert_entries() {
         .expert_importance_for("blk.0.ffn_up_exps.weight", 2, 2)
         .unwrap();
     assert_eq!(importance, Some(vec![1.0, 2.0, 1.0, 1.0]));
+
+    // Through .dat the two experts become one flat entry, still usable for 2 x 2 columns.
+    let legacy = Imatrix::from_bytes(&imatrix.to_dat_bytes().unwrap()).unwrap();
+    assert_eq!(
+        legacy.entry("blk.0.ffn_up_exps.weight").unwrap().n_cols(),
+        4
+    );
+    let importance = legacy
+        .expert_importance_for("blk.0.ffn_up_exps.weight", 2, 2)
+        .unwrap()
+        .unwrap();
+    assert_eq!(importance.len(), 4);
 }
 
 #[test]

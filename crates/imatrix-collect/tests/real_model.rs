@@ -104,6 +104,8 @@ fn matches_llama_imatrix_on_f32_base() {
         outcome.ppl
     );
 
+    eprintln!("min cosine {:.10}", report.min_cosine().unwrap_or(0.0));
+
     assert_eq!(outcome.imatrix.chunk_count(), reference.chunk_count());
     assert!(
         report.only_in_a.is_empty(),
