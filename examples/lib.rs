@@ -1,2 +1,5 @@
 //! Command-line tools of the gemma-quant workspace, one `[[example]]` each; run them with
-//! `cargo run --release --example <name> -- --help`. This library is empty.
+//! `cargo run --release --example <name> -- --help`. This library holds what the tools
+//! share.
+
+pub mod cli;

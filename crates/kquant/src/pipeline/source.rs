@@ -15,7 +15,7 @@ pub type SourceError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// [`GgufFile`] implements it; other crates implement it for other containers (the
 /// `gemma2-model` crate does for Hugging Face safetensors checkpoints), so that one pipeline
 /// serves every input.
-pub trait TensorSource {
+pub trait TensorSource: Sync {
     /// Returns the GGUF metadata the output starts from.
     fn metadata(&self) -> &Metadata;
 
