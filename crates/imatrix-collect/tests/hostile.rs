@@ -30,8 +30,11 @@ fn dat_bytes(entries: &[(&[u8], i32, i32, &[f32])], chunk_count: i32, dataset: &
     out
 }
 
-/// Builds a GGUF imatrix from raw tensors `(name, dims, type, f32 data)`.
-fn gguf_bytes(general_type: &str, tensors: &[(&str, &[u64], GgmlType, Vec<f32>)]) -> Vec<u8> {
+/// A raw tensor for [`gguf_bytes`]: name, dims, type and f32 data.
+type RawTensor<'a> = (&'a str, &'a [u64], GgmlType, Vec<f32>);
+
+/// Builds a GGUF imatrix from raw tensors.
+fn gguf_bytes(general_type: &str, tensors: &[RawTensor<'_>]) -> Vec<u8> {
     let mut metadata = Metadata::new();
     metadata.set("general.type", Value::String(general_type.to_owned()));
     metadata.set(
@@ -328,7 +331,7 @@ fn gguf_rejects_inconsistent_entries() {
         GgmlType::F32,
         vec![1.0; 8],
     );
-    let cases: Vec<(&str, Vec<(&str, &[u64], GgmlType, Vec<f32>)>)> = vec![
+    let cases: Vec<(&str, Vec<RawTensor<'_>>)> = vec![
         ("counts missing", vec![sums.clone()]),
         (
             "in_sum2 missing",
