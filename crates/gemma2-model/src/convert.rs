@@ -9,6 +9,7 @@ use crate::config::{Arch, Config};
 use crate::error::ModelError;
 use crate::hf::read_checkpoint;
 use crate::tensor::{decode_to_f32, RawTensor};
+use crate::tokenizer::gguf_metadata_from_tokenizer_json;
 
 /// `general.quantization_version` that llama.cpp's converter writes (ggml's
 /// `GGML_QNT_VERSION`).
@@ -40,13 +41,14 @@ pub struct ConvertSummary {
 ///
 /// Tensors get their GGUF names, every `*norm.weight` gets Gemma's `+ 1` and is stored as
 /// F32, and the tied `lm_head` is dropped. Metadata: `general.architecture`, `general.name`,
-/// `general.file_type`, `general.quantization_version` and the `{arch}.*` hyperparameters
-/// llama.cpp's converter writes. The file is written to a temporary file in the same folder
+/// `general.file_type`, `general.quantization_version`, the `{arch}.*` hyperparameters
+/// llama.cpp's converter writes, and the `tokenizer.ggml.*` keys when the folder has a
+/// `tokenizer.json`. The file is written to a temporary file in the same folder
 /// and renamed into place, so `out` is never left half-written.
 ///
 /// NOTE: GGUF has no key for `query_pre_attn_scalar`, because llama.cpp infers the query
 /// scale from the model size. A checkpoint whose scalar breaks that rule therefore loads
-/// from GGUF with another scale than from safetensors. Tokenizer metadata is not written yet.
+/// from GGUF with another scale than from safetensors.
 ///
 /// # Errors
 /// The loading errors of [`crate::Model::from_hf_dir`]; [`ModelError::InvalidInput`] for an
@@ -89,7 +91,14 @@ pub fn convert_hf_to_gguf(
         dir.file_name()
             .map_or_else(|| "gemma".to_owned(), |n| n.to_string_lossy().into_owned())
     });
-    let metadata = metadata(&config, &name, file_type, &checkpoint.hf)?;
+    let mut metadata = metadata(&config, &name, file_type, &checkpoint.hf)?;
+    if let Some(path) = &checkpoint.tokenizer_json {
+        let pairs = gguf_metadata_from_tokenizer_json(path, Some(config.n_vocab))
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        for (key, value) in pairs {
+            metadata.set(key, value);
+        }
+    }
 
     let mut writer = GgufWriter::new(metadata);
     let mut converted: Vec<(GgmlType, &RawTensor, String)> = Vec::with_capacity(tensors.len());

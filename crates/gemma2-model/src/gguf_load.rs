@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::error::ModelError;
 use crate::model::{Model, DEFAULT_BOS_TOKEN, DEFAULT_EOS_TOKEN};
 use crate::tensor::{RawTensor, TensorData};
+use crate::tokenizer::GemmaTokenizer;
 use crate::weights::collect_weights;
 use crate::Numerics;
 
@@ -18,6 +19,9 @@ const BOS_KEY: &str = "tokenizer.ggml.bos_token_id";
 
 /// Key of the end-of-sequence token id.
 const EOS_KEY: &str = "tokenizer.ggml.eos_token_id";
+
+/// Key whose presence means the file carries a tokenizer.
+const TOKENIZER_MODEL_KEY: &str = "tokenizer.ggml.model";
 
 impl Model {
     /// Loads a Gemma 2 or Gemma 3 GGUF file.
@@ -105,12 +109,20 @@ impl Model {
         let bos_token = token_id(BOS_KEY, DEFAULT_BOS_TOKEN)?;
         let eos_token = token_id(EOS_KEY, DEFAULT_EOS_TOKEN)?;
 
+        let tokenizer = if metadata.contains_key(TOKENIZER_MODEL_KEY) {
+            let tokenizer = GemmaTokenizer::from_gguf_metadata(metadata).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+            Some(Arc::new(tokenizer))
+        } else {
+            None
+        };
+
         Ok(Model {
             config,
             weights,
             numerics: Numerics::default(),
             bos_token,
             eos_token,
+            tokenizer,
         })
     }
 }

@@ -1,10 +1,12 @@
 //! The loaded model and its constructors.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::ModelError;
 use crate::hf::read_checkpoint;
+use crate::tokenizer::GemmaTokenizer;
 use crate::weights::{collect_weights, Weights};
 use crate::Numerics;
 
@@ -25,6 +27,7 @@ pub struct Model {
     pub(crate) numerics: Numerics,
     pub(crate) bos_token: u32,
     pub(crate) eos_token: u32,
+    pub(crate) tokenizer: Option<Arc<GemmaTokenizer>>,
 }
 
 impl Model {
@@ -55,18 +58,32 @@ impl Model {
             )));
         }
 
+        let tokenizer = match &checkpoint.tokenizer_json {
+            Some(path) => Some(Arc::new(
+                GemmaTokenizer::from_tokenizer_json(path).map_err(|e| ModelError::Tokenizer(e.to_string()))?,
+            )),
+            None => None,
+        };
+
         Ok(Model {
             config,
             weights,
             numerics: Numerics::default(),
             bos_token: checkpoint.hf.bos_token_id,
             eos_token: checkpoint.hf.eos_token_id,
+            tokenizer,
         })
     }
 
     /// Returns the hyperparameters.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Returns the tokenizer: from the `tokenizer.ggml.*` keys of a GGUF file, or from the
+    /// `tokenizer.json` of a Hugging Face folder; `None` when the file has neither.
+    pub fn tokenizer(&self) -> Option<&GemmaTokenizer> {
+        self.tokenizer.as_deref()
     }
 
     /// Returns the id of the beginning-of-sequence token.

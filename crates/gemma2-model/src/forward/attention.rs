@@ -15,7 +15,7 @@ pub(crate) struct AttentionParams {
 
 /// Computes `out = softmax(q kᵀ) v` per head for the queries at positions `first_query..`.
 ///
-/// `q` holds the query rows to compute (`n_head * head_dim` each, already scaled), `k` and
+/// `q` contains the query rows to compute (`n_head * head_dim` each, already scaled), `k` and
 /// `v` every position from 0 (`n_head_kv * head_dim` each), and `out` one row per query.
 /// Query row `r` sits at position `first_query + r` and sees keys `0..=first_query + r`
 /// within the window.
@@ -31,12 +31,9 @@ pub(crate) fn attention(
     first_query: usize,
     out: &mut [f32],
 ) {
-    let head_dim = params.head_dim;
-    let q_width = params.n_head * head_dim;
-    let kv_width = params.n_head_kv * head_dim;
-    let group = params.n_head / params.n_head_kv;
-    let n_kv = k.len() / kv_width;
-    let inv_cap = params.softcap.map(|cap| (cap, 1.0 / cap));
+    let q_width = params.n_head * params.head_dim;
+    let n_kv = k.len() / (params.n_head_kv * params.head_dim);
+    let use_avx2 = has_avx2_fma();
 
     out.par_chunks_mut(q_width)
         .zip(q.par_chunks(q_width))
@@ -44,53 +41,102 @@ pub(crate) fn attention(
         .for_each_init(
             || vec![0.0f32; n_kv],
             |scores, (r, (out_row, q_row))| {
-                let pos = first_query + r;
-                let start = params.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                let visible = start..=pos;
-
-                for h in 0..params.n_head {
-                    let kv_head = h / group;
-                    let q_head = &q_row[h * head_dim..(h + 1) * head_dim];
-                    let head_scores = &mut scores[visible.clone()];
-
-                    let mut max = f32::NEG_INFINITY;
-                    for (j, score) in visible.clone().zip(head_scores.iter_mut()) {
-                        let k_head = &k[j * kv_width + kv_head * head_dim..][..head_dim];
-                        let mut s = dot(q_head, k_head);
-                        if let Some((cap, inv)) = inv_cap {
-                            s = cap * (s * inv).tanh();
-                        }
-                        *score = s;
-                        max = max.max(s);
-                    }
-
-                    let mut sum = 0.0f64;
-                    for score in head_scores.iter_mut() {
-                        *score = (*score - max).exp();
-                        sum += f64::from(*score);
-                    }
-
-                    let out_head = &mut out_row[h * head_dim..(h + 1) * head_dim];
-                    out_head.fill(0.0);
-                    for (j, &p) in visible.clone().zip(head_scores.iter()) {
-                        let v_head = &v[j * kv_width + kv_head * head_dim..][..head_dim];
-                        for (o, &x) in out_head.iter_mut().zip(v_head) {
-                            *o += p * x;
-                        }
-                    }
-                    let inv_sum = 1.0 / sum as f32;
-                    for o in out_head.iter_mut() {
-                        *o *= inv_sum;
-                    }
+                let row = QueryRow {
+                    pos: first_query + r,
+                    q_row,
+                    out_row,
+                };
+                #[cfg(target_arch = "x86_64")]
+                if use_avx2 {
+                    // SAFETY: the CPU supports AVX2 and FMA, checked by `has_avx2_fma`.
+                    unsafe { attend_row_avx2(params, k, v, row, scores) };
+                    return;
                 }
+                let _ = use_avx2;
+                attend_row(params, k, v, row, scores);
             },
         );
 }
 
-/// Computes the dot product of two equal-length slices with eight f32 partial sums, which
+/// One query row: its position, its Q values (all heads) and its output.
+struct QueryRow<'a> {
+    pos: usize,
+    q_row: &'a [f32],
+    out_row: &'a mut [f32],
+}
+
+/// Reports whether this CPU runs the AVX2 + FMA build of the attention loop.
+fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Compiles [`attend_row`] with AVX2 and FMA enabled, so its loops use 256-bit vectors.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_row_avx2(params: &AttentionParams, k: &[f32], v: &[f32], row: QueryRow<'_>, scores: &mut [f32]) {
+    attend_row(params, k, v, row, scores);
+}
+
+/// Computes every head of one query row.
+#[inline(always)]
+fn attend_row(params: &AttentionParams, k: &[f32], v: &[f32], row: QueryRow<'_>, scores: &mut [f32]) {
+    let head_dim = params.head_dim;
+    let kv_width = params.n_head_kv * head_dim;
+    let group = params.n_head / params.n_head_kv;
+    let pos = row.pos;
+    let start = params.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+    let visible = start..=pos;
+
+    for h in 0..params.n_head {
+        let kv_head = h / group;
+        let q_head = &row.q_row[h * head_dim..(h + 1) * head_dim];
+        let head_scores = &mut scores[visible.clone()];
+
+        let mut max = f32::NEG_INFINITY;
+        for (j, score) in visible.clone().zip(head_scores.iter_mut()) {
+            let k_head = &k[j * kv_width + kv_head * head_dim..][..head_dim];
+            let mut s = dot(q_head, k_head);
+            if let Some(cap) = params.softcap {
+                s = crate::ops::soft_cap(s, cap);
+            }
+            *score = s;
+            max = max.max(s);
+        }
+
+        let mut sum = 0.0f64;
+        for score in head_scores.iter_mut() {
+            *score = (*score - max).exp();
+            sum += f64::from(*score);
+        }
+
+        let out_head = &mut row.out_row[h * head_dim..(h + 1) * head_dim];
+        out_head.fill(0.0);
+        for (j, &p) in visible.clone().zip(head_scores.iter()) {
+            let v_head = &v[j * kv_width + kv_head * head_dim..][..head_dim];
+            for (o, &x) in out_head.iter_mut().zip(v_head) {
+                *o += p * x;
+            }
+        }
+
+        let inv_sum = 1.0 / sum as f32;
+        for o in out_head.iter_mut() {
+            *o *= inv_sum;
+        }
+    }
+}
+
+/// Computes the dot product of two equal-length slices with sixteen f32 partial sums, which
 /// the compiler turns into SIMD.
+#[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 8;
+    const LANES: usize = 16;
     let mut acc = [0.0f32; LANES];
     let chunks = a.len() / LANES * LANES;
     for (xa, xb) in a[..chunks].chunks_exact(LANES).zip(b[..chunks].chunks_exact(LANES)) {
@@ -135,7 +181,7 @@ mod tests {
             window: Some(2),
             softcap: None,
         };
-        // Position 2 sees keys 1 and 2 only; both scores are equal, so it averages v1 and v2.
+        // Position 2 attends to keys 1 and 2 only; both scores are equal, so it averages v1 and v2.
         let q = [0.0, 0.0, 0.0];
         let k = [0.0, 0.0, 0.0];
         let v = [100.0, 1.0, 3.0];

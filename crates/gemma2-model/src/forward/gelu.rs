@@ -10,8 +10,9 @@ const SQRT_2_OVER_PI: f32 = 0.797_884_560_802_865_4;
 /// Beyond this magnitude ggml skips its lookup table: GELU(x) is 0 below `-10` and `x` above `10`.
 const GELU_TABLE_LIMIT: f32 = 10.0;
 
-/// Computes the tanh approximation of GELU in f32.
-pub(crate) fn gelu_tanh(x: f32) -> f32 {
+/// Computes the tanh approximation of GELU in f32, as ggml's `ggml_gelu_f32` does:
+/// `0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x²)))`.
+pub fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
 }
 

@@ -1,9 +1,9 @@
 //! The Gemma 2 / Gemma 3 graph, evaluated for a whole batch of tokens at once.
 
 mod attention;
-mod gelu;
+pub(crate) mod gelu;
 mod matmul;
-mod norm;
+pub(crate) mod norm;
 mod rope;
 
 use crate::error::ModelError;
@@ -11,7 +11,7 @@ use crate::hook::MatmulHook;
 use crate::{Model, Numerics};
 
 use attention::{attention, AttentionParams};
-use matmul::matmul;
+use matmul::{matmul, matmul_shared_input};
 use norm::{rms_norm_rows, rms_norm_rows_into};
 use rope::RopeTable;
 
@@ -106,9 +106,7 @@ impl Model {
     /// Writes `token_embd` rows scaled by `sqrt(n_embd)` into `out`.
     fn embed(&self, tokens: &[u32], out: &mut [f32]) -> Result<(), ModelError> {
         let n_embd = self.config.n_embd;
-        // llama.cpp scales by sqrtf(n_embd) in f32 (transformers rounds it to the activation
-        // dtype, which is the same in f32).
-        let scale = (n_embd as f32).sqrt();
+        let scale = crate::ops::embedding_scale(n_embd);
         for (&token, row) in tokens.iter().zip(out.chunks_exact_mut(n_embd)) {
             self.weights.token_embd.dequantize_row(token as usize, row)?;
             for value in row.iter_mut() {
@@ -134,9 +132,12 @@ impl Model {
 
         // Attention block: pre-norm, projections, per-head norm (Gemma 3), RoPE, scale.
         rms_norm_rows_into(&s.residual, &layer.attn_norm, eps, &mut s.normed);
-        matmul(&layer.attn_q, &s.normed, n, &mut s.q, hook)?;
-        matmul(&layer.attn_k, &s.normed, n, &mut s.k, hook)?;
-        matmul(&layer.attn_v, &s.normed, n, &mut s.v, hook)?;
+        matmul_shared_input(
+            &mut [(&layer.attn_q, &mut s.q), (&layer.attn_k, &mut s.k), (&layer.attn_v, &mut s.v)],
+            &s.normed,
+            n,
+            hook,
+        )?;
 
         if let (Some(q_norm), Some(k_norm)) = (&layer.attn_q_norm, &layer.attn_k_norm) {
             rms_norm_rows(&mut s.q, q_norm, eps);
@@ -176,8 +177,12 @@ impl Model {
 
         // Feed-forward block: pre-norm, gated GELU, down projection, post-norm.
         rms_norm_rows_into(&s.residual, &layer.ffn_norm, eps, &mut s.normed);
-        matmul(&layer.ffn_gate, &s.normed, n, &mut s.gate, hook)?;
-        matmul(&layer.ffn_up, &s.normed, n, &mut s.up, hook)?;
+        matmul_shared_input(
+            &mut [(&layer.ffn_gate, &mut s.gate), (&layer.ffn_up, &mut s.up)],
+            &s.normed,
+            n,
+            hook,
+        )?;
         gelu::geglu_in_place(&mut s.gate, &s.up, self.numerics);
         matmul(&layer.ffn_down, &s.gate, n, &mut s.proj, hook)?;
         rms_norm_rows(&mut s.proj, &layer.post_ffw_norm, eps);
@@ -204,10 +209,8 @@ impl Model {
         matmul(self.weights.lm_head(), &normed, n_out, &mut logits, hook)?;
 
         if let Some(cap) = config.final_softcap {
-            // llama.cpp: scale by 1/cap, tanh, scale by cap.
-            let inv_cap = 1.0 / cap;
             for value in logits.iter_mut() {
-                *value = (*value * inv_cap).tanh() * cap;
+                *value = crate::ops::soft_cap(*value, cap);
             }
         }
 

@@ -3,13 +3,14 @@
 /// Normalizes each row of `x` (rows of `weight.len()` values) in place to
 /// `x / sqrt(mean(x²) + eps) * weight`.
 ///
-/// Like ggml's `rms_norm`, the sum of squares is accumulated in f64, the scale
+/// Like ggml's `rms_norm`, each square is computed in f32 and accumulated in f64, the scale
 /// `1 / sqrtf(mean + eps)` is computed in f32, and the weight is applied as a second
 /// multiplication (ggml's separate `mul` node), so the rounding matches llama.cpp.
-pub(crate) fn rms_norm_rows(x: &mut [f32], weight: &[f32], eps: f32) {
+/// `x.len()` should be a multiple of `weight.len()`; a shorter tail is left unchanged.
+pub fn rms_norm_rows(x: &mut [f32], weight: &[f32], eps: f32) {
     let n = weight.len();
     for row in x.chunks_exact_mut(n) {
-        let sum: f64 = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        let sum: f64 = row.iter().map(|&v| f64::from(v * v)).sum();
         let mean = (sum / n as f64) as f32;
         let scale = 1.0 / (mean + eps).sqrt();
         for (value, &w) in row.iter_mut().zip(weight) {
