@@ -507,16 +507,11 @@ where
 
     let total = plan.scored_total();
     let mut sums = KldSums::default();
-    let mut result = KldResult {
-        n_ctx: plan.n_ctx,
-        n_chunk: plan.n_chunk,
-        stats: KldStats::from_sums(&sums, &[0.0], &[0.0]),
-        nll: Vec::with_capacity(total),
-        nll_base: Vec::with_capacity(total),
-        kld: Vec::with_capacity(total),
-        p_diff: Vec::with_capacity(total),
-        targets: Vec::with_capacity(total),
-    };
+    let mut nll = Vec::with_capacity(total);
+    let mut nll_base = Vec::with_capacity(total);
+    let mut kld = Vec::with_capacity(total);
+    let mut p_diff = Vec::with_capacity(total);
+    let mut scored_targets = Vec::with_capacity(total);
     let mut records = Vec::new();
 
     for index in 0..plan.n_chunk {
@@ -541,12 +536,12 @@ where
 
         for token in &per_token {
             sums.add(token);
-            result.nll.push(f64::from(token.nll));
-            result.nll_base.push(f64::from(token.nll_base));
-            result.kld.push(token.kld as f32);
-            result.p_diff.push(token.p_diff);
+            nll.push(f64::from(token.nll));
+            nll_base.push(f64::from(token.nll_base));
+            kld.push(token.kld as f32);
+            p_diff.push(token.p_diff);
         }
-        result.targets.extend_from_slice(targets);
+        scored_targets.extend_from_slice(targets);
 
         let report = KldChunkReport {
             chunk: index + 1,
@@ -561,7 +556,6 @@ where
         on_chunk(&report);
     }
 
-    result.stats = KldStats::from_sums(&sums, &result.kld, &result.p_diff);
     if sums.count < MIN_TOKENS_FOR_STATISTICS {
         tracing::warn!(
             n_tokens = sums.count,
@@ -569,5 +563,15 @@ where
             sums.count
         );
     }
-    Ok(result)
+
+    Ok(KldResult {
+        n_ctx: plan.n_ctx,
+        n_chunk: plan.n_chunk,
+        stats: KldStats::from_sums(&sums, &kld, &p_diff),
+        nll,
+        nll_base,
+        kld,
+        p_diff,
+        targets: scored_targets,
+    })
 }

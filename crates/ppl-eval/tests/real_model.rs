@@ -33,7 +33,10 @@ fn model_path() -> Option<PathBuf> {
     let reason = if !cfg!(feature = "gemma2") {
         "built without the gemma2 feature; run with --features gemma2".to_owned()
     } else if !path.is_file() {
-        format!("model missing at {}; run scripts/fetch-model.sh or set GEMMA3_270M_GGUF", path.display())
+        format!(
+            "model missing at {}; run scripts/fetch-model.sh or set GEMMA3_270M_GGUF",
+            path.display()
+        )
     } else {
         return Some(path);
     };
@@ -98,7 +101,11 @@ mod gemma {
             let source = GgufFile::open(&base_f32).expect("open the F32 base");
             quantize_model(&source, &q4_0, &options, &mut |_| {}).expect("quantize to Q4_0");
 
-            Derived { _dir: dir, base_f32, q4_0 }
+            Derived {
+                _dir: dir,
+                base_f32,
+                q4_0,
+            }
         })
     }
 
@@ -109,6 +116,22 @@ mod gemma {
         tokenize_for_perplexity(model, &text).expect("tokenize")
     }
 
+    /// Checks that a literal `<bos>` in the text stays plain text: only the
+    /// prepended BOS has id 2, as in llama-perplexity, which does not parse special tokens.
+    pub fn check_literal_bos(original: &Path) {
+        let model = Model::from_gguf(original).expect("load model");
+        let tokens = tokenize_for_perplexity(&model, "<bos>The tower is 324 metres tall.")
+            .expect("tokenize");
+        let bos = model.bos_token();
+
+        assert_eq!(tokens[0], bos, "BOS is prepended");
+        assert_eq!(
+            tokens.iter().filter(|&&t| t == bos).count(),
+            1,
+            "{tokens:?}"
+        );
+    }
+
     pub fn run_ppl(model_path: &Path, text: &str, chunks: usize) -> PerplexityResult {
         let mut model = Model::from_gguf(model_path).expect("load model");
         let tokens = text_tokens(&model, text);
@@ -116,7 +139,10 @@ mod gemma {
 
         let start = Instant::now();
         let mut line = String::new();
-        let result = perplexity(&mut model, &tokens, &config, |r| line.push_str(&r.to_string())).expect("perplexity");
+        let result = perplexity(&mut model, &tokens, &config, |r| {
+            line.push_str(&r.to_string())
+        })
+        .expect("perplexity");
         let seconds = start.elapsed().as_secs_f64();
         eprintln!(
             "{} on {text}: {line}\n{result}\n{} tokens evaluated in {seconds:.1} s ({:.0} tokens/s)",
@@ -132,7 +158,12 @@ mod gemma {
         let result = run_ppl(model_path, text, 20);
         assert_eq!(result.n_chunk, 20);
         assert_close("PPL", result.ppl, ppl, PPL_TOLERANCE);
-        assert_close("PPL uncertainty", result.ppl_err.expect("positive variance"), ppl_err, STAT_TOLERANCE);
+        assert_close(
+            "PPL uncertainty",
+            result.ppl_err.expect("positive variance"),
+            ppl_err,
+            STAT_TOLERANCE,
+        );
     }
 
     pub fn check_q4_0_kld(original: &Path) {
@@ -144,20 +175,36 @@ mod gemma {
         let mut base = Model::from_gguf(&derived.base_f32).expect("load F32 base");
         let tokens = text_tokens(&base, "wiki.test.raw");
         let config = PerplexityConfig::new(512).with_max_chunks(5);
-        let base_result = perplexity_with_kld_base(&mut base, &tokens, &config, &base_file, |_| {}).expect("base run");
+        let base_result = perplexity_with_kld_base(&mut base, &tokens, &config, &base_file, |_| {})
+            .expect("base run");
         drop(base);
-        assert_eq!(std::fs::metadata(&base_file).unwrap().len(), 668_487_660, "llama.cpp's file size");
+        assert_eq!(
+            std::fs::metadata(&base_file).unwrap().len(),
+            668_487_660,
+            "llama.cpp's file size"
+        );
 
         let mut q4_0 = Model::from_gguf(&derived.q4_0).expect("load Q4_0");
         let mut reader = KldBaseReader::open(&base_file).expect("open base file");
-        let result = kl_divergence(&mut q4_0, &mut reader, |r| eprintln!("{r}")).expect("KL divergence");
+        let result =
+            kl_divergence(&mut q4_0, &mut reader, |r| eprintln!("{r}")).expect("KL divergence");
         let stats = &result.stats;
         eprintln!("{stats}");
 
         assert_close("mean KLD", stats.kld.value, 0.470503, STAT_TOLERANCE);
-        assert_close("same top p", stats.same_top_p.value, 0.65333, STAT_TOLERANCE);
+        assert_close(
+            "same top p",
+            stats.same_top_p.value,
+            0.65333,
+            STAT_TOLERANCE,
+        );
         assert_close("PPL ratio", stats.ppl_ratio.value, 1.622158, STAT_TOLERANCE);
-        assert_close("Mean PPL(base)", stats.ppl_base.value, 15.539670, PPL_TOLERANCE);
+        assert_close(
+            "Mean PPL(base)",
+            stats.ppl_base.value,
+            15.539670,
+            PPL_TOLERANCE,
+        );
         assert_close("Mean PPL(Q)", stats.ppl.value, 25.207795, STAT_TOLERANCE);
 
         // Paired on the same tokens: Q4_0 is worse than the base beyond noise.
@@ -167,12 +214,16 @@ mod gemma {
         assert!(comparison.ci95.high < 0.0, "{:?}", comparison.ci95);
         assert!(comparison.is_significant());
 
-        let same = PairedComparison::from_results(&candidate, &candidate).expect("pair with itself");
+        let same =
+            PairedComparison::from_results(&candidate, &candidate).expect("pair with itself");
         assert!(same.ci95.contains(0.0));
         assert!(!same.is_significant());
     }
 }
 
+// NOTE: on 2026-12-04 the quantized forward pass landed 0.18 % (wiki, 19.0301) and
+// 0.25 % (ja-wiki, 34.9669) from llama.cpp, outside the 0.1 % target, while the
+// F32 base matched within 0.003 %; the gap is in the quantized matmul path.
 #[test]
 fn q4_k_m_wiki_ppl_matches_llama_cpp() {
     let Some(_path) = model_path() else { return };
@@ -191,14 +242,24 @@ fn q4_k_m_ja_wiki_ppl_matches_llama_cpp() {
 fn f32_base_wiki_ppl_matches_llama_cpp() {
     let Some(_path) = model_path() else { return };
     #[cfg(feature = "gemma2")]
-    gemma::check_ppl(&gemma::derived(&_path).base_f32, "wiki.test.raw", 18.9500, 0.83589);
+    gemma::check_ppl(
+        &gemma::derived(&_path).base_f32,
+        "wiki.test.raw",
+        18.9500,
+        0.83589,
+    );
 }
 
 #[test]
 fn f32_base_ja_wiki_ppl_matches_llama_cpp() {
     let Some(_path) = model_path() else { return };
     #[cfg(feature = "gemma2")]
-    gemma::check_ppl(&gemma::derived(&_path).base_f32, "ja-wiki.test.raw", 34.5349, 1.47945);
+    gemma::check_ppl(
+        &gemma::derived(&_path).base_f32,
+        "ja-wiki.test.raw",
+        34.5349,
+        1.47945,
+    );
 }
 
 #[test]
@@ -206,4 +267,11 @@ fn q4_0_kld_matches_llama_cpp() {
     let Some(_path) = model_path() else { return };
     #[cfg(feature = "gemma2")]
     gemma::check_q4_0_kld(&_path);
+}
+
+#[test]
+fn literal_bos_text_is_not_parsed() {
+    let Some(_path) = model_path() else { return };
+    #[cfg(feature = "gemma2")]
+    gemma::check_literal_bos(&_path);
 }
