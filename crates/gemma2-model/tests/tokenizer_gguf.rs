@@ -21,6 +21,21 @@ const WIKI_TEST_TOKENS_WITH_BOS: usize = 295_215;
 
 const GOLDEN: &str = include_str!("data/tokenizer-golden.jsonl");
 
+/// Token counts and id hashes of whole texts in `data/` from llama-tokenize.
+const FULL_TEXTS: &str = include_str!("data/tokenizer-full-texts.json");
+
+/// Hashes token ids with 64-bit FNV-1a over their little-endian bytes.
+fn fnv1a64(ids: &[u32]) -> u64 {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET_BASIS;
+    for byte in ids.iter().flat_map(|id| id.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    hash
+}
+
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -224,6 +239,34 @@ fn wiki_test_raw_token_count() {
     // The dropped newline is the last token of the untrimmed text.
     let untrimmed = tokenizer.encode_bytes(&text, true, false).unwrap();
     assert_eq!(untrimmed.len(), WIKI_TEST_TOKENS_WITH_BOS + 1);
+}
+
+#[test]
+fn full_texts_match_llama_tokenize() {
+    let Some(tokenizer) = tokenizer() else { return };
+    let expected: Json = serde_json::from_str(FULL_TEXTS).unwrap();
+    let files = expected.as_object().unwrap();
+    assert_eq!(files.len(), 4);
+
+    for (name, record) in files {
+        let path = repo_root().join("data").join(name);
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        for (parse_special, suffix) in [(true, ""), (false, "_no_parse_special")] {
+            let ids = tokenizer.encode_bytes(&text, false, parse_special).unwrap();
+            let n_tokens = record[format!("n_tokens{suffix}")].as_u64().unwrap() as usize;
+            let hash = record[format!("fnv1a64{suffix}")].as_str().unwrap();
+            assert_eq!(
+                ids.len(),
+                n_tokens,
+                "{name} (parse_special {parse_special})"
+            );
+            assert_eq!(
+                format!("{:016x}", fnv1a64(&ids)),
+                hash,
+                "{name} (parse_special {parse_special})"
+            );
+        }
+    }
 }
 
 /// Gemma's whitespace runs are user-defined pieces matched before the merges: six tabs and

@@ -73,6 +73,12 @@ fn whitespace_vocab() -> SpmVocab {
 }
 
 #[test]
+fn tokenizer_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<GemmaTokenizer>();
+}
+
+#[test]
 fn six_tabs_before_word_are_one_piece() {
     let tokenizer = GemmaTokenizer::from_vocab(whitespace_vocab()).unwrap();
     let ids = tokenizer.encode("\t\t\t\t\t\ttest", false, false).unwrap();
