@@ -81,6 +81,40 @@ impl GemmaTokenizer {
     /// Any error of [`SpmVocab::validate`], [`TokenizerError::MissingByteToken`] when one of
     /// the 256 `<0xXX>` pieces is absent, [`TokenizerError::SpecialTokenMatcher`], and
     /// [`TokenizerError::Hf`] when `tokenizers` rejects the derived BPE model.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gemma2_model::tokenizer::{GemmaTokenizer, SpmVocab, TokenType};
+    ///
+    /// let mut tokens = vec!["<bos>".to_string(), "a".into(), "b".into(), "ab".into()];
+    /// let mut scores = vec![-1000.0, -2.0, -3.0, -1.0];
+    /// let mut token_types = vec![TokenType::Control, TokenType::Normal, TokenType::Normal, TokenType::Normal];
+    /// for byte in 0..=255u8 {
+    ///     tokens.push(format!("<0x{byte:02X}>"));
+    ///     scores.push(0.0);
+    ///     token_types.push(TokenType::Byte);
+    /// }
+    /// let vocab = SpmVocab {
+    ///     tokens,
+    ///     scores,
+    ///     token_types,
+    ///     bos_id: Some(0),
+    ///     eos_id: None,
+    ///     unk_id: None,
+    ///     pad_id: None,
+    ///     add_bos: true,
+    ///     add_eos: false,
+    ///     add_space_prefix: false,
+    /// };
+    /// let tokenizer = GemmaTokenizer::from_vocab(vocab)?;
+    ///
+    /// // "ab" merges; "c" has no piece and falls back to its byte token <0x63>.
+    /// let byte_c = 4 + 0x63;
+    /// assert_eq!(tokenizer.encode("abc", true, false)?, [0, 3, byte_c]);
+    /// assert_eq!(tokenizer.decode(&[3, byte_c])?, "abc");
+    /// # Ok::<(), gemma2_model::tokenizer::TokenizerError>(())
+    /// ```
     pub fn from_vocab(vocab: SpmVocab) -> Result<Self, TokenizerError> {
         vocab.validate()?;
         let token_to_id = merges::token_to_id(&vocab);
