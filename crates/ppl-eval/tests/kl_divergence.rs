@@ -88,7 +88,7 @@ fn writer_and_reader_round_trip_codes() {
 
     // Arbitrary codes with valid scale and min_log_prob words in each record.
     let mut words: Vec<u16> = (0..total_words)
-        .map(|i| (i * 2654435761usize >> 7) as u16)
+        .map(|i| ((i * 2654435761usize) >> 7) as u16)
         .collect();
     for record in words.chunks_exact_mut(record_len) {
         let scale = (16.0_f32 / 65535.0).to_bits();

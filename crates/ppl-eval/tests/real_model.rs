@@ -221,7 +221,7 @@ mod gemma {
     }
 }
 
-// NOTE: on 2026-12-04 the quantized forward pass landed 0.18 % (wiki, 19.0301) and
+// NOTE: on 2026-12-04 the quantized forward pass landed 0.19 % (wiki, 19.0287) and
 // 0.25 % (ja-wiki, 34.9669) from llama.cpp, outside the 0.1 % target, while the
 // F32 base matched within 0.003 %; the gap is in the quantized matmul path.
 #[test]
