@@ -77,6 +77,7 @@ mod ggml_type;
 mod header;
 mod limits;
 mod metadata;
+mod temp_files;
 mod tensor_info;
 mod value;
 mod view;
@@ -90,6 +91,7 @@ pub use limits::{
     MAX_STRING_LENGTH, MAX_TENSOR_NAME_LEN,
 };
 pub use metadata::Metadata;
+pub use temp_files::{remove_stale_temp_files, temp_path_for};
 pub use tensor_info::TensorInfo;
 pub use value::{Array, Value, ValueType};
 pub use view::GgufView;

@@ -216,7 +216,9 @@ impl GgufWriter {
     ///
     /// The bytes go to a temporary file `.<file name>.tmp-<pid>` in the same folder, which
     /// is synced to disk and then renamed over `path`. On any error, or a panic in `data`,
-    /// the temporary file is removed and `path` is left as it was.
+    /// the temporary file is removed and `path` is left as it was. Temporary files of the
+    /// same name left by writers that no longer run are removed first (see
+    /// [`remove_stale_temp_files`](crate::remove_stale_temp_files)).
     ///
     /// # Errors
     ///
@@ -324,13 +326,9 @@ struct TempFile {
 
 impl TempFile {
     fn create(destination: &Path) -> io::Result<TempFile> {
-        let file_name = destination.file_name().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "output path has no file name")
-        })?;
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(file_name);
-        temp_name.push(format!(".tmp-{}", std::process::id()));
-        let path = destination.with_file_name(temp_name);
+        let path = crate::temp_files::temp_path_for(destination)?;
+        // Leftovers of writers that were killed would otherwise pile up beside the output.
+        crate::temp_files::remove_stale_temp_files(destination)?;
 
         let file = OpenOptions::new()
             .write(true)
