@@ -81,16 +81,24 @@ pub fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, String> 
     builder.build().map_err(|e| format!("cannot start {threads:?} threads: {e}"))
 }
 
-/// Parses a count that must be at least 1 (`-c`, `--chunks`, `-t`), so that clap names the
-/// flag and the accepted values when it is 0 or not a number.
+/// Parses a count that must be at least 1 (`--chunks`, `-t`), so that clap names the flag
+/// and the accepted values when it is 0 or not a number.
 ///
 /// # Errors
 /// A message naming the accepted values.
 pub fn parse_positive(text: &str) -> Result<usize, String> {
+    parse_at_least(text, 1)
+}
+
+/// Parses a count that must be at least `min`.
+///
+/// # Errors
+/// A message naming the accepted values.
+pub fn parse_at_least(text: &str, min: usize) -> Result<usize, String> {
     match text.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".to_owned()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("'{text}' is not a whole number; expected 1 or more")),
+        Ok(n) if n >= min => Ok(n),
+        Ok(_) => Err(format!("must be at least {min}")),
+        Err(_) => Err(format!("'{text}' is not a whole number; expected {min} or more")),
     }
 }
 
