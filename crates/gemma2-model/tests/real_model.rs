@@ -77,8 +77,10 @@ fn greedy_japanese_continuation() {
     let Some(model) = load_model() else { return };
     let text = continue_greedily(&model, "日本の首都は", 16);
 
+    // Gemma splits numbers into single digits, so a date takes most of 16 tokens.
     let japanese = text.chars().filter(|&c| is_japanese(c)).count();
-    assert!(japanese >= 8, "continuation {text:?} has too little Japanese text");
+    assert!(japanese >= 4, "continuation {text:?} has too little Japanese text");
+    assert!(!text.chars().any(|c| c.is_ascii_alphabetic()), "continuation {text:?} switched to Latin script");
     assert!(!text.contains('\u{fffd}'), "continuation {text:?} decodes to invalid UTF-8");
 }
 
