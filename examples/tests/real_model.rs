@@ -131,23 +131,26 @@ fn imatrix_perplexity_compare_and_mix_run_end_to_end() {
     let table = succeed(tool("imatrix-compare").arg(&gguf_out).arg(&llama_quantize_data("imatrix-en.gguf")), "imatrix-compare table");
     assert!(!stdout(&table).is_empty());
 
-    let mixed = dir.path().join("mixed.gguf");
-    let mut en = llama_quantize_data("imatrix-en.gguf").into_os_string();
-    en.push(":0.7");
-    let mut wiki = gguf_out.clone().into_os_string();
-    wiki.push(":0.3");
-    succeed(tool("imatrix-mix").arg("--input").arg(&en).arg("--input").arg(&wiki).arg("-o").arg(&mixed), "imatrix-mix");
-    let mixed_imatrix = imatrix_collect::Imatrix::load(&mixed).unwrap();
-    assert!(!mixed_imatrix.entries().is_empty());
-
     // --in-file together with -f adds the new chunks to the file's.
     let merged = dir.path().join("merged.gguf");
     succeed(
-        tool("imatrix").arg("-m").arg(&model).arg("-f").arg(&text).arg("--in-file").arg(&gguf_out).arg("-o").arg(&merged).args(["-c", "128", "--chunks", "2", "--no-ppl"]),
+        tool("imatrix").arg("-m").arg(&model).arg("-f").arg(&text).arg("--in-file").arg(&gguf_out).arg("-o").arg(&merged).args(["-c", "128", "--chunk", "4", "--chunks", "2", "--no-ppl"]),
         "imatrix --in-file",
     );
     let first = imatrix_collect::Imatrix::load(&gguf_out).unwrap();
-    assert_eq!(imatrix_collect::Imatrix::load(&merged).unwrap().chunk_count(), first.chunk_count() + 2);
+    let merged_imatrix = imatrix_collect::Imatrix::load(&merged).unwrap();
+    assert_eq!(merged_imatrix.chunk_count(), first.chunk_count() + 2);
+
+    // Sources of one chunk size mix; the result keeps both sources' chunks.
+    let mixed = dir.path().join("mixed.gguf");
+    let mut first_input = gguf_out.clone().into_os_string();
+    first_input.push(":0.7");
+    let mut second_input = merged.clone().into_os_string();
+    second_input.push(":0.3");
+    succeed(tool("imatrix-mix").arg("--input").arg(&first_input).arg("--input").arg(&second_input).arg("-o").arg(&mixed), "imatrix-mix");
+    let mixed_imatrix = imatrix_collect::Imatrix::load(&mixed).unwrap();
+    assert_eq!(mixed_imatrix.entries().len(), first.entries().len());
+    assert_eq!(mixed_imatrix.chunk_count(), first.chunk_count() + merged_imatrix.chunk_count());
 
     perplexity_modes(&model, &text, dir.path());
 }
