@@ -103,7 +103,7 @@ pub fn parse_at_least(text: &str, min: usize) -> Result<usize, String> {
 }
 
 /// Writes `bytes` to `path` atomically: into `.<file name>.tmp-<pid>` in the same folder,
-/// synced, then renamed over `path`; on failure the temporary file is removed and `path` is
+/// synced, then renamed over `path`. On failure the temporary file is removed and `path` is
 /// left as it was.
 ///
 /// # Errors

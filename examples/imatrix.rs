@@ -28,7 +28,7 @@ struct Args {
     #[arg(short = 'f', long, value_name = "TEXT")]
     file: Option<PathBuf>,
 
-    /// Tokens per chunk (context size); at least 32, so that every matmul sees the 16 rows
+    /// Tokens per chunk (context size); at least 32, so that every matmul gets the 16 rows
     /// llama-imatrix collects.
     #[arg(short = 'c', long = "ctx-size", value_name = "N_CTX", default_value_t = 512, value_parser = parse_n_ctx)]
     n_ctx: usize,
@@ -95,7 +95,7 @@ impl Args {
     }
 }
 
-/// How a run ended, when it did not fail.
+/// The end state of a run that did not fail.
 enum Outcome {
     Done,
     Interrupted,

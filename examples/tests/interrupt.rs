@@ -109,7 +109,7 @@ fn quantize_sigint_mid_write_leaves_nothing() {
 }
 
 #[test]
-fn quantize_sigkill_mid_write_leaves_only_a_named_temporary() {
+fn quantize_sigkill_leaves_named_temporary() {
     interrupt_quantize(Signal::Kill);
 }
 

@@ -28,8 +28,8 @@ fn succeed(command: &mut std::process::Command, what: &str) -> std::process::Out
 }
 
 #[test]
-fn quantize_q4_k_m_with_imatrix_matches_llama_quantize() {
-    let Some(model) = real_model("quantize_q4_k_m_with_imatrix_matches_llama_quantize") else {
+fn quantize_q4_k_m_matches_llama_quantize() {
+    let Some(model) = real_model("quantize_q4_k_m_matches_llama_quantize") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -95,8 +95,8 @@ fn running_estimates(text: &str) -> Vec<f64> {
 }
 
 #[test]
-fn imatrix_perplexity_compare_and_mix_run_end_to_end() {
-    let Some(model) = real_model("imatrix_perplexity_compare_and_mix_run_end_to_end") else {
+fn tools_run_end_to_end() {
+    let Some(model) = real_model("tools_run_end_to_end") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -165,14 +165,16 @@ fn perplexity_modes(model: &Path, text: &Path, dir: &Path) {
     );
     let printed = stdout(&scored);
     assert_eq!(running_estimates(printed.lines().next().unwrap()).len(), 3, "expected three [k] estimates:\n{printed}");
-    assert!(printed.contains("Final estimate: PPL = ") && printed.contains(" +/- "), "no final estimate:\n{printed}");
+    assert!(printed.contains("Final estimate: PPL = "), "no final estimate:\n{printed}");
+    assert!(printed.contains(" +/- "), "no uncertainty:\n{printed}");
     let result: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(result["perplexity"]["n_chunk"], 3);
     assert!(base.is_file());
 
     let kld = succeed(tool("perplexity").arg("-m").arg(model).arg("--kl-divergence-base").arg(&base).arg("--kl-divergence"), "perplexity --kl-divergence");
     let printed = stdout(&kld);
-    assert!(printed.contains("KL Divergence") && printed.contains("Same top p"), "no KLD report:\n{printed}");
+    assert!(printed.contains("KL Divergence"), "no KLD table:\n{printed}");
+    assert!(printed.contains("Same top p"), "no same-top-p statistic:\n{printed}");
 
     let paired = succeed(tool("perplexity").arg("-m").arg(model).arg("-f").arg(text).arg("--compare-model").arg(model).args(["-c", "128", "--chunks", "2"]), "perplexity --compare-model");
     let printed = stdout(&paired);
