@@ -126,22 +126,23 @@ impl Imatrix {
     }
 }
 
-/// Writes `bytes` to `path` through a synced temporary file in the same folder.
+/// Writes `bytes` to `path` through a synced temporary file `.<file name>.tmp-<pid>` in the
+/// same folder, after removing such files of writers that no longer run.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImatrixError> {
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let temp = gguf_format::temp_path_for(path).map_err(|e| ImatrixError::io(path, e))?;
+    gguf_format::remove_stale_temp_files(path).map_err(|e| ImatrixError::io(path, e))?;
 
-    // The temporary file is removed when dropped, so a failed write leaves no partial file.
-    let mut file =
-        tempfile::NamedTempFile::new_in(folder).map_err(|e| ImatrixError::io(folder, e))?;
-    file.write_all(bytes)
-        .map_err(|e| ImatrixError::io(file.path(), e))?;
-    file.as_file()
-        .sync_all()
-        .map_err(|e| ImatrixError::io(file.path(), e))?;
-    file.persist(path)
-        .map_err(|e| ImatrixError::io(path, e.error))?;
+    let written = std::fs::File::create(&temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(ImatrixError::io(&temp, e));
+    }
+    if let Err(e) = std::fs::rename(&temp, path) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(ImatrixError::io(path, e));
+    }
     Ok(())
 }
