@@ -73,6 +73,21 @@ fn tokenize_prints_llama_tokenize_ids() {
 }
 
 #[test]
+fn tokenize_reads_a_tokenizer_json() {
+    let Some(model) = real_model("tokenize_reads_a_tokenizer_json") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = GgufFile::open(&model).unwrap();
+    let tokenizer = gemma2_model::GemmaTokenizer::from_gguf_metadata(file.metadata()).unwrap();
+    let json = dir.path().join("tokenizer.json");
+    std::fs::write(&json, gemma2_model::tokenizer::tokenizer_json_from_vocab(tokenizer.vocab())).unwrap();
+
+    let ids = succeed(tool("tokenize").arg("-m").arg(&json).args(["-p", "Hello world", "--ids"]), "tokenize -m tokenizer.json");
+    assert_eq!(stdout(&ids), "[2, 9259, 1902]\n");
+}
+
+#[test]
 fn tokenize_reads_invalid_utf8_without_panicking() {
     let Some(model) = real_model("tokenize_reads_invalid_utf8_without_panicking") else {
         return;
@@ -128,7 +143,7 @@ fn tools_run_end_to_end() {
         let cosine = tensor["cosine"].as_f64().unwrap();
         assert!(cosine > 0.999_99, "{}: cosine {cosine}", tensor["name"]);
     }
-    let table = succeed(tool("imatrix-compare").arg(&gguf_out).arg(&llama_quantize_data("imatrix-en.gguf")), "imatrix-compare table");
+    let table = succeed(tool("imatrix-compare").arg(&gguf_out).arg(llama_quantize_data("imatrix-en.gguf")), "imatrix-compare table");
     assert!(!stdout(&table).is_empty());
 
     // --in-file together with -f adds the new chunks to the file's.

@@ -14,7 +14,11 @@ pub fn tool_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile> folder");
     let path = profile_dir.join("examples").join(name);
-    assert!(path.is_file(), "tool {name} not built at {}; run the tests with `cargo test` so that the examples are built", path.display());
+    assert!(
+        path.is_file(),
+        "tool {name} not built at {}; run `cargo test -p gemma-quant-examples --release`, which builds the examples, or build them first with `cargo build --release --examples` (a `--test` filter builds no examples)",
+        path.display()
+    );
     path
 }
 
