@@ -30,9 +30,9 @@ pub struct BaseModel {
 
 /// Makes `out/models/base-f32.gguf` from the study's model, or reuses it.
 ///
-/// A GGUF input is written as F32 with `allow_requantize` (quantized tensors are
-/// dequantized exactly, as `llama-quantize --allow-requantize MODEL base.gguf F32` does); a
-/// Hugging Face folder is converted with F32 weights.
+/// A GGUF input is written as F32 with `allow_requantize`, so quantized tensors are
+/// dequantized exactly, as `llama-quantize --allow-requantize MODEL base.gguf F32` does.
+/// A Hugging Face folder is converted with F32 weights.
 pub(crate) fn make_base(runner: &mut Runner<'_>) -> Result<BaseModel, StudyError> {
     let model = runner.spec.model.clone();
     let step = "base F32";

@@ -14,7 +14,7 @@ pub enum StudyError {
         source: std::io::Error,
     },
 
-    /// The study specification is inconsistent; the message says which value and how to fix it.
+    /// The study specification is inconsistent. The message names the value and the fix.
     #[error("invalid study specification: {0}")]
     InvalidSpec(String),
 
@@ -23,7 +23,7 @@ pub enum StudyError {
     InvalidQuant {
         /// The text given.
         value: String,
-        /// Why it was rejected and what is accepted.
+        /// The reason for the rejection, with the accepted forms.
         reason: String,
     },
 
@@ -39,7 +39,7 @@ pub enum StudyError {
     /// Quantizing a cell failed.
     #[error("quantizing {cell}: {source}")]
     Quantize {
-        /// The cell label, e.g. `q4_k_m-M-en`.
+        /// The cell label, e.g. `Q4_K_M-M-en`.
         cell: String,
         /// The pipeline's error.
         source: kquant::pipeline::PipelineError,

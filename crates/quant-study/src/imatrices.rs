@@ -168,7 +168,7 @@ pub(crate) fn mode_imatrix(runner: &Runner<'_>, mode: &ImatrixMode, sets: &BTree
 
 /// Compares the imatrices of every two modes that have one.
 pub(crate) fn compare_modes(modes: &[(String, &Imatrix)]) -> Vec<ImatrixComparisonRow> {
-    const LEAST_SIMILAR_SHOWN: usize = 3;
+    const LEAST_SIMILAR_COUNT: usize = 3;
 
     let mut rows = Vec::new();
     for (i, (a_name, a)) in modes.iter().enumerate() {
@@ -176,7 +176,7 @@ pub(crate) fn compare_modes(modes: &[(String, &Imatrix)]) -> Vec<ImatrixComparis
             let comparison = compare(a, b);
             let mut by_spearman: Vec<(String, f64)> = comparison.tensors.iter().filter_map(|t| t.spearman.map(|s| (t.name.clone(), s))).collect();
             by_spearman.sort_by(|x, y| x.1.total_cmp(&y.1));
-            by_spearman.truncate(LEAST_SIMILAR_SHOWN);
+            by_spearman.truncate(LEAST_SIMILAR_COUNT);
             rows.push(ImatrixComparisonRow {
                 a: a_name.clone(),
                 b: b_name.clone(),

@@ -23,8 +23,8 @@
 //!    `charts/`, and `manifest.json` (sha256 of every input, parameters, timings).
 //!
 //! Every step's result is cached under `cache/` with the sha256 of its inputs and
-//! parameters, and every file is written atomically, so an interrupted study resumes where
-//! it stopped and a rerun with the same inputs recomputes nothing
+//! parameters, and every file is written atomically. So an interrupted study resumes where
+//! it stopped, and a rerun with the same inputs recomputes nothing
 //! ([`StudyResults::recomputed`] lists what a run computed).
 //!
 //! # Example

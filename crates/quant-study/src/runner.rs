@@ -17,7 +17,7 @@ pub struct StudyProgress {
     pub done: u64,
     /// Units in the whole study.
     pub total: u64,
-    /// What the study is doing now, e.g. `evaluate Q4_0-pure-en on wiki`.
+    /// The current step, e.g. `evaluate Q4_0-pure-en on wiki`.
     pub step: String,
 }
 

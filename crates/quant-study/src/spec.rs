@@ -251,11 +251,13 @@ pub struct StudySpec {
 }
 
 impl StudySpec {
-    /// Creates the published study's specification for `model`, reading the default texts
-    /// from `data_dir`: calibration `en` (calibration_datav3.txt, 40 chunks) and `ja`
-    /// (ja-calib-jaquad-train.txt, 160 chunks); modes none, en, enja (merged) and enja-mixed
-    /// (equal per-token weights); Q4_K_M M/L/fp16, Q4_0 pure, Q3_K_M and IQ4_XS; texts `wiki`
-    /// and `ja-wiki`; 20 evaluation chunks and 5 KL-divergence chunks.
+    /// Creates the published study's specification for `model`, with the default texts in
+    /// `data_dir`.
+    ///
+    /// Calibration: `en` (calibration_datav3.txt, 40 chunks) and `ja`
+    /// (ja-calib-jaquad-train.txt, 160 chunks). Modes: none, en, enja (merged) and enja-mixed
+    /// (equal per-token weights). Quantizations: Q4_K_M M/L/fp16, Q4_0 pure, Q3_K_M and
+    /// IQ4_XS. Texts: `wiki` and `ja-wiki`. 20 evaluation chunks and 5 KL-divergence chunks.
     pub fn reference(model: impl Into<PathBuf>, data_dir: impl Into<PathBuf>, out: impl Into<PathBuf>) -> StudySpec {
         let data: PathBuf = data_dir.into();
         let quant = |file_type, variant| Quantization { file_type, variant };

@@ -70,7 +70,8 @@ fn validation_names_the_fault() {
     let mut spec = reference();
     spec.modes.push(ImatrixMode::Merged { name: "fr".into(), sets: vec!["fr".into()] });
     let err = spec.validate().unwrap_err().to_string();
-    assert!(err.contains("'fr'") && err.contains("not defined"), "{err}");
+    assert!(err.contains("'fr'"), "{err}");
+    assert!(err.contains("not defined"), "{err}");
 
     let mut spec = reference();
     spec.kld_chunks = 30;
@@ -95,7 +96,8 @@ fn missing_input_fails_before_work() {
     let dir = tempfile::tempdir().unwrap();
     let spec = StudySpec::reference(dir.path().join("absent.gguf"), dir.path(), dir.path().join("out"));
     let err = quant_study::run_study(&spec, None, &mut |_| {}).unwrap_err();
-    assert!(err.to_string().contains("absent.gguf") && err.to_string().contains("not found"), "{err}");
+    assert!(err.to_string().contains("absent.gguf"), "{err}");
+    assert!(err.to_string().contains("not found"), "{err}");
     assert!(!dir.path().join("out").exists(), "nothing is written");
 }
 
