@@ -129,8 +129,9 @@ pub fn render_markdown(results: &StudyResults) -> String {
         }
     }
 
-    let computed: f64 = results.timings.iter().filter(|t| t.computed).map(|t| t.seconds).sum();
-    let total: f64 = results.timings.iter().map(|t| t.seconds).sum();
+    // Adding 0.0 turns the empty sum's -0.0 into 0.0, which prints without a sign.
+    let computed: f64 = results.timings.iter().filter(|t| t.computed).map(|t| t.seconds).sum::<f64>() + 0.0;
+    let total: f64 = results.timings.iter().map(|t| t.seconds).sum::<f64>() + 0.0;
     let _ = writeln!(md, "\n## Timings\n");
     let _ = writeln!(
         md,
