@@ -2,7 +2,7 @@
 //! llama-perplexity's options and output.
 //!
 //! ```text
-//! cargo run --release -p ppl-eval --features gemma2 --example perplexity -- \
+//! cargo run --release -p ppl-eval --features gemma2 --example text_perplexity -- \
 //!     -m models/gemma-3-270m-q4_k_m.gguf -f data/wiki.test.raw -c 512 --chunks 20 -t 2
 //! ```
 
