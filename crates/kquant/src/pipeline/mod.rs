@@ -252,19 +252,18 @@ pub fn quantize_model(
             failure = Some(PipelineError::Cancelled);
             return Err(GgufError::Write(std::io::Error::other("cancelled")));
         }
-        let converted = convert_tensor(source, tensor, importances[index].as_deref()).map_err(|error| {
+        let written = write_tensor(source, tensor, importances[index].as_deref(), sink).map_err(|error| {
             let message = error.to_string();
             failure = Some(error);
             GgufError::Write(std::io::Error::other(message))
         })?;
-        sink.write_all(&converted)?;
 
-        output_bytes += converted.len() as u64;
+        output_bytes += written;
         progress(Progress::TensorDone {
             index,
             tensor,
             input_bytes: tensor_bytes(tensor.source_type, &tensor.dims) as u64,
-            output_bytes: converted.len() as u64,
+            output_bytes: written,
             used_imatrix: importances[index].is_some(),
         });
         Ok(())
@@ -328,33 +327,52 @@ fn tensor_bytes(ggml_type: GgmlType, dims: &[u64]) -> usize {
     ggml_type.row_size(dims[0]).unwrap_or(0) * rows as usize
 }
 
-/// Produces the output bytes of one tensor: a copy when the type stays, else dequantize (or
-/// widen) to f32 and quantize, then validate as llama-quantize does.
-fn convert_tensor(source: &dyn TensorSource, tensor: &TensorPlan, importance: Option<&[f32]>) -> Result<Vec<u8>, PipelineError> {
+/// Writes the output bytes of one tensor to `sink` and returns their count: a copy when the
+/// type stays, else dequantize (or widen) to f32 and quantize, then validate as
+/// llama-quantize does.
+///
+/// F32 input that is already aligned in memory (a memory-mapped GGUF) is read in place, so
+/// the only large buffers are one f32 copy of a quantized or 16-bit input and the output.
+fn write_tensor(
+    source: &dyn TensorSource,
+    tensor: &TensorPlan,
+    importance: Option<&[f32]>,
+    sink: &mut dyn std::io::Write,
+) -> Result<u64, PipelineError> {
     let name = &tensor.name;
     let data = source.tensor_data(name).map_err(|source| PipelineError::Source { tensor: name.clone(), source })?;
     let expected = tensor_bytes(tensor.source_type, &tensor.dims);
     if data.len() != expected {
         return Err(PipelineError::SourceSize { tensor: name.clone(), expected, found: data.len() });
     }
+    let write_error = |e: std::io::Error| PipelineError::Write(GgufError::Write(e));
     if !tensor.converts() {
-        return Ok(data.into_owned());
+        sink.write_all(&data).map_err(write_error)?;
+        return Ok(data.len() as u64);
     }
 
     let quant_error = |source: QuantError| PipelineError::Quant { tensor: name.clone(), source };
     let ne0 = tensor.dims[0] as usize;
-    let values = crate::dequantize(tensor.source_type, &data, ne0).map_err(quant_error)?;
-    drop(data);
+    let widened;
+    let values: &[f32] = match bytemuck::try_cast_slice::<u8, f32>(&data) {
+        Ok(in_place) if tensor.source_type == GgmlType::F32 => in_place,
+        _ => {
+            widened = crate::dequantize(tensor.source_type, &data, ne0).map_err(quant_error)?;
+            &widened
+        }
+    };
 
     // Each 2-D slice of a 3-D (expert) tensor takes its own ne[0]-long importance slice.
-    let n_mat: usize = tensor.dims.iter().skip(2).product::<u64>() as usize;
-    let slice_len = values.len() / n_mat.max(1);
-    let mut out = Vec::with_capacity(tensor_bytes(tensor.target_type, &tensor.dims));
-    for (i, slice) in values.chunks(slice_len.max(1)).enumerate() {
+    let n_mat = (tensor.dims.iter().skip(2).product::<u64>() as usize).max(1);
+    let slice_len = values.len() / n_mat;
+    let out_len = tensor_bytes(tensor.target_type, &tensor.dims);
+    let slice_out_len = out_len / n_mat;
+    let mut out = vec![0u8; out_len];
+    for (i, (slice, out_slice)) in values.chunks(slice_len.max(1)).zip(out.chunks_mut(slice_out_len.max(1))).enumerate() {
         let weights = importance.map(|w| &w[i * ne0..(i + 1) * ne0]);
-        let bytes = crate::quantize(tensor.target_type, slice, ne0, weights).map_err(quant_error)?;
-        crate::validate_row_data(tensor.target_type, &bytes).map_err(quant_error)?;
-        out.extend_from_slice(&bytes);
+        crate::quantize_into(tensor.target_type, slice, ne0, weights, out_slice).map_err(quant_error)?;
+        crate::validate_row_data(tensor.target_type, out_slice).map_err(quant_error)?;
     }
-    Ok(out)
+    sink.write_all(&out).map_err(write_error)?;
+    Ok(out.len() as u64)
 }
