@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Sends `tracing` logs to stderr at `info` level, or as `RUST_LOG` sets.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colour codes only help on a terminal; in a log file or a pipe they are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
 }
 
 /// Returns a flag that Ctrl-C (SIGINT) and SIGTERM set, so that a tool can stop between
