@@ -138,12 +138,12 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     for t in report.plan.fallbacks() {
-        let wanted = t.fallback_from.unwrap_or(t.target_type);
+        let planned = t.fallback_from.unwrap_or(t.target_type);
         tracing::warn!(
             tensor = %t.name,
-            "row length (ne0) {} is not a multiple of {wanted}'s block size {}; used {} instead",
+            "row length (ne0) {} is not a multiple of {planned}'s block size {}; used {} instead",
             t.dims[0],
-            wanted.block_size(),
+            planned.block_size(),
             t.target_type
         );
     }

@@ -43,7 +43,7 @@ pub enum ModelError {
     InvalidKey {
         /// The full key, such as `gemma2.attention.head_count`.
         key: String,
-        /// What is wrong with the value and what was expected.
+        /// The fault in the value and the value expected.
         message: String,
     },
 
@@ -87,7 +87,7 @@ pub enum ModelError {
         name: String,
         /// The stored type.
         ggml_type: GgmlType,
-        /// Why the type cannot be used.
+        /// The reason the type cannot be used.
         reason: String,
     },
 

@@ -35,7 +35,7 @@ pub use hook::MatmulHook;
 pub use model::{Model, DEFAULT_BOS_TOKEN, DEFAULT_EOS_TOKEN};
 pub use tokenizer::{GemmaTokenizer, TokenizerError};
 
-/// How closely the forward pass reproduces the rounding of llama.cpp's CPU backend.
+/// Rounding mode of the forward pass: llama.cpp's CPU backend or plain f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Numerics {
     /// Round as llama.cpp's CPU backend does: K and V to f16 (its default KV cache type),

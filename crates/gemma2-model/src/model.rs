@@ -10,10 +10,10 @@ use crate::tokenizer::GemmaTokenizer;
 use crate::weights::{collect_weights, Weights};
 use crate::Numerics;
 
-/// Token id of `<bos>` in every Gemma vocabulary, used when the file does not say.
+/// Token id of `<bos>` in every Gemma vocabulary, used when the file sets none.
 pub const DEFAULT_BOS_TOKEN: u32 = 2;
 
-/// Token id of `<eos>` in every Gemma vocabulary, used when the file does not say.
+/// Token id of `<eos>` in every Gemma vocabulary, used when the file sets none.
 pub const DEFAULT_EOS_TOKEN: u32 = 1;
 
 /// A Gemma 2 or Gemma 3 text model ready to evaluate.

@@ -138,7 +138,7 @@ fn to_matrix(name: String, raw: RawTensor, n_cols: usize, n_rows: usize) -> Resu
     let expected_bytes = n_cols / block_size * raw.ggml_type.type_size() * n_rows;
     if raw.data.bytes().len() != expected_bytes {
         return Err(ModelError::InvalidInput(format!(
-            "tensor '{name}' holds {} bytes, expected {expected_bytes} for {:?} {n_cols} x {n_rows}",
+            "tensor '{name}' has {} bytes, expected {expected_bytes} for {:?} {n_cols} x {n_rows}",
             raw.data.bytes().len(),
             raw.ggml_type
         )));
@@ -173,7 +173,7 @@ fn to_vector(name: String, raw: RawTensor, n: usize) -> Result<Vec<f32>, ModelEr
     let expected_bytes = n * raw.ggml_type.type_size();
     if raw.data.bytes().len() != expected_bytes {
         return Err(ModelError::InvalidInput(format!(
-            "tensor '{name}' holds {} bytes, expected {expected_bytes}",
+            "tensor '{name}' has {} bytes, expected {expected_bytes}",
             raw.data.bytes().len()
         )));
     }

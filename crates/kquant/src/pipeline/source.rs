@@ -1,4 +1,4 @@
-//! Where the pipeline reads tensors from.
+//! Tensor sources: the inputs the pipeline reads tensors from.
 
 use std::borrow::Cow;
 

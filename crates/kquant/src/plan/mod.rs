@@ -150,7 +150,7 @@ impl TensorTypeOverride {
     }
 }
 
-/// Why a tensor gets its planned type.
+/// Reason a tensor gets its planned type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanReason {
     /// Not a quantizable matrix (norms, 1-D tensors, routers, ...): kept as it is.
