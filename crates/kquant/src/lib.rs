@@ -51,6 +51,7 @@ mod dispatch;
 pub mod dot;
 mod error;
 mod float;
+mod ggml_cpu;
 mod imatrix_weights;
 mod iq4_nl;
 mod iq4_xs;

@@ -52,6 +52,7 @@ pub struct WeightMatrix<'a> {
     n_cols: usize,
     n_rows: usize,
     row_size: usize,
+    repacked: bool,
 }
 
 impl<'a> WeightMatrix<'a> {
@@ -99,7 +100,27 @@ impl<'a> WeightMatrix<'a> {
             });
         }
 
-        Ok(Self { ggml_type, data, n_cols, n_rows, row_size })
+        Ok(Self { ggml_type, data, n_cols, n_rows, row_size, repacked: false })
+    }
+
+    /// Marks the matrix as held in ggml's `CPU_REPACK` buffer, or not.
+    ///
+    /// llama.cpp's CPU backend repacks the Q4_0, Q4_K and IQ4_NL weights of every matrix
+    /// multiplication (on x86-64 with AVX2; rows a multiple of 8) into interleaved blocks and
+    /// multiplies them with other kernels, whose floating-point sums run in another order.
+    /// A tied token embedding used as the output matrix is never repacked, because the same
+    /// tensor also serves the embedding lookup. [`matmul_quantized`] follows the repacked
+    /// kernels' order when this is set and the type and shape have such a kernel, and the
+    /// plain kernels' order otherwise. The default is `false`.
+    #[must_use]
+    pub fn with_repack(mut self, repacked: bool) -> Self {
+        self.repacked = repacked;
+        self
+    }
+
+    /// Returns whether [`WeightMatrix::with_repack`] marked the matrix as repacked.
+    pub fn is_repacked(&self) -> bool {
+        self.repacked
     }
 
     /// Returns the ggml type of the weights.
@@ -202,7 +223,7 @@ impl QuantizedActivations {
     }
 
     /// Returns the rows as blocks of `A`, or `None` when they are stored as another type.
-    fn blocks<A: ActivationBlock>(&self) -> Option<&[A]> {
+    pub(crate) fn blocks<A: ActivationBlock>(&self) -> Option<&[A]> {
         if self.ggml_type() != A::TYPE {
             return None;
         }
@@ -386,6 +407,10 @@ pub fn matmul_quantized_with_isa(
     }
     check_output_length(weight, activations.n_batch, out)?;
 
+    if let Some(result) = crate::ggml_cpu::matmul(isa, weight, activations, out) {
+        return result;
+    }
+
     #[cfg(target_arch = "x86_64")]
     if isa.resolve() == Isa::Avx512 {
         match weight.ggml_type {
@@ -447,7 +472,7 @@ fn check_output_length(
 
 /// A pointer to the output that tiles write through; see the safety note in [`matmul_typed`].
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(crate) struct OutPtr(pub(crate) *mut f32);
 
 // SAFETY: tiles write disjoint elements (see `matmul_typed`), so sharing the pointer across
 // threads cannot produce a data race.
@@ -461,14 +486,14 @@ impl OutPtr {
     ///
     /// `index` is in bounds of the output and no other thread accesses that element.
     #[inline]
-    unsafe fn write(&self, index: usize, value: f32) {
+    pub(crate) unsafe fn write(&self, index: usize, value: f32) {
         *self.0.add(index) = value;
     }
 }
 
 /// Returns weight rows `rows` as blocks, copying them into `copied` when the bytes are not
 /// aligned for `W` (an mmap at an unusual offset).
-fn tile_blocks<'a, W: Pod>(
+pub(crate) fn tile_blocks<'a, W: Pod>(
     weight: &'a WeightMatrix,
     rows: &std::ops::Range<usize>,
     copied: &'a mut Vec<W>,
@@ -485,7 +510,7 @@ fn tile_blocks<'a, W: Pod>(
 }
 
 /// Computes every tile of the product for weight blocks of type `W`.
-fn matmul_typed<W: VecDot>(
+pub(crate) fn matmul_typed<W: VecDot>(
     isa: Isa,
     weight: &WeightMatrix,
     activations: &QuantizedActivations,

