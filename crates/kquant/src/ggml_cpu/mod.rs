@@ -77,11 +77,25 @@ pub(crate) fn matmul(
     activations: &QuantizedActivations,
     out: &mut [f32],
 ) -> Option<Result<(), QuantError>> {
-    let _ = (isa, out);
+    let _ = (isa, &out);
     match path(weight, activations.n_batch()) {
         Path::Repack => None,
         Path::TinyBlasQ0 => None,
         Path::TinyBlasFloat => None,
-        Path::VecDot => None,
+        Path::VecDot => vec_dot_matmul(isa, weight, activations, out),
+    }
+}
+
+/// Computes one `ggml_vec_dot_*` per output element for the types whose [`crate::VecDot`]
+/// kernels follow ggml's order; `None` for the others.
+fn vec_dot_matmul(
+    isa: Isa,
+    weight: &WeightMatrix,
+    activations: &QuantizedActivations,
+    out: &mut [f32],
+) -> Option<Result<(), QuantError>> {
+    let _ = (isa, activations, &out);
+    match weight.ggml_type() {
+        _ => None,
     }
 }
