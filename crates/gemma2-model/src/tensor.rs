@@ -53,6 +53,9 @@ pub(crate) struct WeightTensor {
     pub n_cols: usize,
     pub n_rows: usize,
     pub data: TensorData,
+    /// Whether llama.cpp's CPU backend loads this matrix into its `CPU_REPACK` buffer, which
+    /// selects the repacked matmul kernels for the types that have them.
+    pub repacked: bool,
 }
 
 impl WeightTensor {

@@ -56,12 +56,16 @@ pub(crate) fn collect_weights(
     let q_dim = config.n_head * config.head_dim;
     let kv_dim = config.n_head_kv * config.head_dim;
 
+    // llama.cpp keeps token_embd in the plain CPU buffer because GET_ROWS reads it too, so a
+    // tied LM head multiplies with the plain kernels.
+    let raw_embd = take("token_embd.weight").ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?;
+    let token_embd = to_matrix("token_embd.weight".into(), raw_embd, n_embd, config.n_vocab, MatrixBuffer::Plain)?;
+
     let mut matrix = |name: String, n_cols: usize, n_rows: usize| -> Result<WeightTensor, ModelError> {
         let raw = take(&name).ok_or_else(|| ModelError::MissingTensor(name.clone()))?;
-        to_matrix(name, raw, n_cols, n_rows)
+        to_matrix(name, raw, n_cols, n_rows, MatrixBuffer::Repack)
     };
 
-    let token_embd = matrix("token_embd.weight".into(), n_embd, config.n_vocab)?;
 
     let mut layers = Vec::with_capacity(config.n_layer);
     for il in 0..config.n_layer {
@@ -103,7 +107,13 @@ pub(crate) fn collect_weights(
     drop(vector);
 
     let output = match take("output.weight") {
-        Some(raw) => Some(to_matrix("output.weight".into(), raw, n_embd, config.n_vocab)?),
+        Some(raw) => Some(to_matrix(
+            "output.weight".into(),
+            raw,
+            n_embd,
+            config.n_vocab,
+            MatrixBuffer::Repack,
+        )?),
         None => None,
     };
 
@@ -115,8 +125,23 @@ pub(crate) fn collect_weights(
     })
 }
 
+/// The llama.cpp CPU buffer a weight matrix is loaded into.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MatrixBuffer {
+    /// The plain CPU buffer, for tensors that ops other than MUL_MAT also read.
+    Plain,
+    /// The `CPU_REPACK` buffer, which llama.cpp offers for every weight used only by MUL_MAT.
+    Repack,
+}
+
 /// Checks that `raw` is a `n_cols x n_rows` matrix whose rows are whole blocks.
-fn to_matrix(name: String, raw: RawTensor, n_cols: usize, n_rows: usize) -> Result<WeightTensor, ModelError> {
+fn to_matrix(
+    name: String,
+    raw: RawTensor,
+    n_cols: usize,
+    n_rows: usize,
+    buffer: MatrixBuffer,
+) -> Result<WeightTensor, ModelError> {
     let expected = vec![n_cols as u64, n_rows as u64];
     if raw.dims != expected {
         return Err(ModelError::WrongShape {
@@ -150,6 +175,7 @@ fn to_matrix(name: String, raw: RawTensor, n_cols: usize, n_rows: usize) -> Resu
         n_cols,
         n_rows,
         data: raw.data,
+        repacked: buffer == MatrixBuffer::Repack,
     })
 }
 
@@ -187,4 +213,90 @@ fn to_vector(name: String, raw: RawTensor, n: usize) -> Result<Vec<f32>, ModelEr
         )));
     }
     Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::tensor::TensorData;
+
+    /// Returns a one-layer Gemma 3 configuration small enough to fill with zeros.
+    fn tiny_config() -> Config {
+        Config {
+            arch: Arch::Gemma3,
+            n_embd: 32,
+            n_layer: 1,
+            n_head: 2,
+            n_head_kv: 1,
+            head_dim: 16,
+            n_ff: 64,
+            n_vocab: 8,
+            n_ctx_train: 128,
+            rms_eps: 1e-6,
+            sliding_window: 16,
+            swa_pattern: 6,
+            attn_softcap: None,
+            final_softcap: None,
+            rope_base_global: 1e6,
+            rope_base_local: 1e4,
+            rope_scale: 1.0,
+            query_scale: 0.25,
+        }
+    }
+
+    /// Returns an F32 tensor of zeros with the shape `collect_weights` expects for `name`.
+    fn zeros_for(config: &Config, name: &str) -> RawTensor {
+        let q_dim = (config.n_head * config.head_dim) as u64;
+        let kv_dim = (config.n_head_kv * config.head_dim) as u64;
+        let n_embd = config.n_embd as u64;
+        let n_ff = config.n_ff as u64;
+        let kind = name.trim_start_matches("blk.0.").trim_end_matches(".weight");
+        let dims = match kind {
+            "token_embd" | "output" => vec![n_embd, config.n_vocab as u64],
+            "attn_q" => vec![n_embd, q_dim],
+            "attn_k" | "attn_v" => vec![n_embd, kv_dim],
+            "attn_output" => vec![q_dim, n_embd],
+            "ffn_gate" | "ffn_up" => vec![n_embd, n_ff],
+            "ffn_down" => vec![n_ff, n_embd],
+            "attn_q_norm" | "attn_k_norm" => vec![config.head_dim as u64],
+            _ => vec![n_embd],
+        };
+        let n: u64 = dims.iter().product();
+        RawTensor {
+            ggml_type: GgmlType::F32,
+            dims,
+            data: TensorData::Owned(Arc::new(vec![0u8; n as usize * 4])),
+        }
+    }
+
+    #[test]
+    fn tied_head_stays_plain() {
+        let config = tiny_config();
+        let weights = collect_weights(&config, |name| {
+            (name != "output.weight").then(|| zeros_for(&config, name))
+        })
+        .unwrap();
+
+        assert!(weights.output.is_none());
+        assert!(!weights.lm_head().repacked);
+        let layer = &weights.layers[0];
+        for w in [&layer.attn_q, &layer.attn_k, &layer.attn_v, &layer.attn_output] {
+            assert!(w.repacked, "{} should be repacked", w.name);
+        }
+        for w in [&layer.ffn_gate, &layer.ffn_up, &layer.ffn_down] {
+            assert!(w.repacked, "{} should be repacked", w.name);
+        }
+    }
+
+    #[test]
+    fn separate_head_is_repacked() {
+        let config = tiny_config();
+        let weights = collect_weights(&config, |name| Some(zeros_for(&config, name))).unwrap();
+
+        assert_eq!(weights.lm_head().name, "output.weight");
+        assert!(weights.lm_head().repacked);
+        assert!(!weights.token_embd.repacked);
+    }
 }

@@ -42,7 +42,9 @@ pub(crate) fn matmul_shared_input(
             name: w.name.clone(),
             message: e.to_string(),
         };
-        let weight = WeightMatrix::new(w.ggml_type, w.bytes(), w.n_cols, w.n_rows).map_err(kernel_error)?;
+        let weight = WeightMatrix::new(w.ggml_type, w.bytes(), w.n_cols, w.n_rows)
+            .map_err(kernel_error)?
+            .with_repack(w.repacked);
         let dot_type = kquant::dot::vec_dot_type(w.ggml_type).ok_or_else(|| ModelError::UnsupportedTensorType {
             name: w.name.clone(),
             ggml_type: w.ggml_type,
