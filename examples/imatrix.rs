@@ -138,7 +138,7 @@ fn run(args: &Args) -> Result<Outcome, String> {
 
 /// Collects over the text, merges `merged` in and saves.
 fn collect(args: &Args, model_path: &Path, text_path: &Path, merged: Option<Imatrix>) -> Result<Outcome, String> {
-    let model = Model::from_gguf(model_path).map_err(|e| format!("-m {}: {e}", model_path.display()))?;
+    let model = Model::from_gguf(model_path).map_err(|e| format!("-m: {e}"))?;
     let text = cli::read_text_lossy(text_path).map_err(|e| format!("-f: {e}"))?;
     let cancel = cli::cancel_flag();
     let model = Cancellable { model, cancel: Arc::clone(&cancel) };

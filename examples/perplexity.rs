@@ -192,7 +192,7 @@ fn tokenize(model: &Model, path: &Path) -> Result<Vec<u32>, String> {
 }
 
 fn load_model(path: &Path, cancel: &Arc<AtomicBool>) -> Result<Cancellable, String> {
-    let model = Model::from_gguf(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let model = Model::from_gguf(path).map_err(|e| format!("-m: {e}"))?;
     Ok(Cancellable { model, cancel: Arc::clone(cancel) })
 }
 

@@ -34,15 +34,19 @@ impl Model {
     /// `+ 1`. Without `output.weight`, the LM head is `token_embd.weight`.
     ///
     /// # Errors
-    /// [`ModelError::Gguf`] for an invalid file, the errors of
+    /// [`ModelError::Io`] when the file cannot be opened or mapped, [`ModelError::Gguf`] for an
+    /// invalid file, the errors of
     /// [`Config::from_gguf_metadata`], [`ModelError::MissingTensor`],
     /// [`ModelError::WrongShape`] and [`ModelError::UnsupportedTensorType`] naming the tensor,
     /// and [`ModelError::InvalidInput`] for a tensor that is not part of the architecture.
     pub fn from_gguf(path: impl AsRef<Path>) -> Result<Model, ModelError> {
         let path = path.as_ref();
-        let file = GgufFile::open(path).map_err(|e| ModelError::Gguf {
-            path: path.to_owned(),
-            message: e.to_string(),
+        let file = GgufFile::open(path).map_err(|e| match e {
+            gguf_format::GgufError::Io { path, source } => ModelError::Io { path, source },
+            other => ModelError::Gguf {
+                path: path.to_owned(),
+                message: other.to_string(),
+            },
         })?;
         Model::from_gguf_file(Arc::new(file))
     }

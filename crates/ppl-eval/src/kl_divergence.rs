@@ -497,7 +497,7 @@ where
     let record_len = header.record_len();
     let tokens = base.tokens().to_vec();
 
-    tracing::info!(
+    tracing::debug!(
         path = %base.path().display(),
         n_ctx = plan.n_ctx,
         n_chunk = plan.n_chunk,
@@ -552,7 +552,7 @@ where
             rms_p_diff: sums.rms_p_diff(),
             same_top_p: sums.same_top_p(),
         };
-        tracing::info!(chunk = report.chunk, n_chunk = report.n_chunk, "{report}");
+        tracing::debug!(chunk = report.chunk, n_chunk = report.n_chunk, "{report}");
         on_chunk(&report);
     }
 

@@ -167,7 +167,7 @@ impl Accumulator {
             chunk_ppl: (chunk_sum / chunk_nll.len() as f64).exp(),
             n_scored: self.nll.len(),
         };
-        tracing::info!(
+        tracing::debug!(
             chunk = report.chunk,
             n_chunk = report.n_chunk,
             ppl = report.running_ppl,
@@ -222,7 +222,7 @@ where
     })?;
 
     let result = finish(&plan, accumulator);
-    tracing::info!(ppl = result.ppl, ppl_err = ?result.ppl_err, "{result}");
+    tracing::debug!(ppl = result.ppl, ppl_err = ?result.ppl_err, "{result}");
     Ok(result)
 }
 
@@ -282,7 +282,7 @@ where
     writer.finish()?;
 
     let result = finish(&plan, accumulator);
-    tracing::info!(ppl = result.ppl, ppl_err = ?result.ppl_err, path = %path.display(), "{result}");
+    tracing::debug!(ppl = result.ppl, ppl_err = ?result.ppl_err, path = %path.display(), "{result}");
     Ok(result)
 }
 
@@ -303,7 +303,7 @@ fn prepare<M: LogitsModel + ?Sized>(
         check_token_ids(&[bos], n_vocab)?;
     }
 
-    tracing::info!(
+    tracing::debug!(
         n_tokens = tokens.len(),
         n_ctx = plan.n_ctx,
         n_chunk = plan.n_chunk,

@@ -26,7 +26,8 @@ pub(crate) fn tokenize_texts(runner: &Runner<'_>, model: &Model) -> Result<Vec<T
     let mut texts = Vec::new();
     for text in &runner.spec.texts {
         let bytes = std::fs::read(&text.path).map_err(|e| StudyError::io(&text.path, e))?;
-        let decoded = String::from_utf8_lossy(&bytes);
+        // llama-perplexity drops one trailing newline of its `-f` file before tokenizing.
+        let decoded = String::from_utf8_lossy(gemma2_model::tokenizer::trim_prompt_file(&bytes));
         let tokens = ppl_eval::gemma2::tokenize_for_perplexity(model, &decoded).map_err(|e| StudyError::Eval { what: format!("tokenizing {}", text.name), source: e })?;
         let needed = runner.spec.n_ctx * runner.spec.eval_chunks;
         if tokens.len() < needed {

@@ -60,7 +60,7 @@ pub fn render_markdown(results: &StudyResults) -> String {
 
     if !results.paired.is_empty() {
         let _ = writeln!(md, "\n## Paired comparisons\n");
-        let _ = writeln!(md, "Both models scored on the same tokens. Ratio = PPL(B) / PPL(A); below 1 means B is better. The chunk-level interval allows for correlation between the tokens of one chunk. \"yes\" means both 95 % intervals exclude no difference.\n");
+        let _ = writeln!(md, "Both models scored on the same tokens. Ratio = PPL(B) / PPL(A); below 1 means B is better. The chunk-level interval allows for correlation between the tokens of one chunk. \"yes\" means neither 95 % interval contains a ratio of 1 (no difference).\n");
         let _ = writeln!(md, "| quantization | text | A | B | PPL(B)/PPL(A) | 95 % CI (tokens) | mean Δ ln p ± s.e. (chunks) | significant |");
         let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
         for row in &results.paired {
