@@ -14,6 +14,12 @@ impl<'a> Cursor<'a> {
         Cursor { bytes, pos: 0 }
     }
 
+    /// Starts reading at byte `pos`, which must not exceed `bytes.len()`.
+    pub(crate) fn at(bytes: &'a [u8], pos: usize) -> Self {
+        debug_assert!(pos <= bytes.len());
+        Cursor { bytes, pos }
+    }
+
     /// Returns the current byte offset from the start of the input.
     pub(crate) fn offset(&self) -> u64 {
         self.pos as u64
@@ -67,6 +73,19 @@ impl<'a> Cursor<'a> {
     /// Reads a GGUF string: a u64 byte length, then that many UTF-8 bytes (no NUL).
     pub(crate) fn string(&mut self, field: impl Fn() -> String) -> Result<&'a str, GgufError> {
         let offset = self.offset();
+        let bytes = self.string_bytes(&field)?;
+        std::str::from_utf8(bytes).map_err(|_| GgufError::InvalidUtf8 {
+            field: field(),
+            offset,
+        })
+    }
+
+    /// Reads the length and bytes of a GGUF string without checking that they are UTF-8.
+    pub(crate) fn string_bytes(
+        &mut self,
+        field: impl Fn() -> String,
+    ) -> Result<&'a [u8], GgufError> {
+        let offset = self.offset();
         let len = self.u64(|| format!("length of {}", field()))?;
         if len > MAX_STRING_LENGTH {
             return Err(GgufError::StringTooLong {
@@ -77,10 +96,6 @@ impl<'a> Cursor<'a> {
             });
         }
 
-        let bytes = self.take(len, &field)?;
-        std::str::from_utf8(bytes).map_err(|_| GgufError::InvalidUtf8 {
-            field: field(),
-            offset,
-        })
+        self.take(len, &field)
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::cursor::Cursor;
 use crate::error::GgufError;
+use crate::fields;
 use crate::limits::MAX_ARRAY_ELEMENTS;
 use crate::value::{Array, Value, ValueType};
 
@@ -13,7 +14,7 @@ pub(crate) fn read_value(c: &mut Cursor<'_>, key: &str, type_id: u32) -> Result<
         type_id,
         offset,
     })?;
-    let field = || format!("value of metadata key '{key}'");
+    let field = || fields::value(key);
 
     Ok(match value_type {
         ValueType::U8 => Value::U8(u8::from_le_bytes(c.array(field)?)),
@@ -51,7 +52,7 @@ fn decode_bool(byte: u8, key: &str, offset: u64) -> Result<bool, GgufError> {
 /// Reads an array: a u32 element type, a u64 count, then the elements back to back.
 fn read_array(c: &mut Cursor<'_>, key: &str) -> Result<Array, GgufError> {
     let type_offset = c.offset();
-    let type_id = c.u32(|| format!("array element type of metadata key '{key}'"))?;
+    let type_id = c.u32(|| fields::array_element_type(key))?;
     let element_type = ValueType::from_id(type_id).ok_or_else(|| GgufError::UnknownValueType {
         key: key.to_string(),
         type_id,
@@ -65,14 +66,15 @@ fn read_array(c: &mut Cursor<'_>, key: &str) -> Result<Array, GgufError> {
     }
 
     let count_offset = c.offset();
-    let count = c.u64(|| format!("array length of metadata key '{key}'"))?;
-    check_array_count(c, key, count, count_offset, element_type)?;
+    let count = c.u64(|| fields::array_length(key))?;
+    check_array_cap(key, count, count_offset)?;
+    check_array_fits(c, key, count, count_offset, element_type)?;
 
-    // `check_array_count` proved count * element size <= remaining bytes, so `count` fits in
+    // `check_array_fits` proved count * element size <= remaining bytes, so `count` fits in
     // usize and every allocation below is bounded by the input size.
     let n = count as usize;
     let byte_len = || count * element_type.min_encoded_size() as u64;
-    let field = || format!("elements of array '{key}'");
+    let field = || fields::array_elements(key);
 
     Ok(match element_type {
         ValueType::U8 => Array::U8(c.take(byte_len(), field)?.to_vec()),
@@ -98,7 +100,7 @@ fn read_array(c: &mut Cursor<'_>, key: &str) -> Result<Array, GgufError> {
             let mut out = Vec::with_capacity(n);
             for i in 0..n {
                 out.push(
-                    c.string(|| format!("string {i} of array '{key}'"))?
+                    c.string(|| fields::array_string(i as u64, key))?
                         .to_string(),
                 );
             }
@@ -114,29 +116,33 @@ fn read_array(c: &mut Cursor<'_>, key: &str) -> Result<Array, GgufError> {
     })
 }
 
-/// Rejects counts above [`MAX_ARRAY_ELEMENTS`] and counts whose smallest encoding (8 bytes
-/// per string, the scalar size otherwise) would not fit in the bytes left.
-fn check_array_count(
+/// Rejects array counts above [`MAX_ARRAY_ELEMENTS`].
+pub(crate) fn check_array_cap(key: &str, count: u64, offset: u64) -> Result<(), GgufError> {
+    if count > MAX_ARRAY_ELEMENTS {
+        return Err(GgufError::CountTooLarge {
+            field: fields::array_length(key),
+            count,
+            offset,
+            reason: format!("the cap is {MAX_ARRAY_ELEMENTS} elements"),
+        });
+    }
+    Ok(())
+}
+
+/// Rejects array counts whose smallest encoding (8 bytes per string, the scalar size
+/// otherwise) would not fit in the bytes left. `count` must have passed [`check_array_cap`],
+/// so the product cannot overflow.
+pub(crate) fn check_array_fits(
     c: &Cursor<'_>,
     key: &str,
     count: u64,
     offset: u64,
     element_type: ValueType,
 ) -> Result<(), GgufError> {
-    let field = || format!("array length of metadata key '{key}'");
-    if count > MAX_ARRAY_ELEMENTS {
-        return Err(GgufError::CountTooLarge {
-            field: field(),
-            count,
-            offset,
-            reason: format!("the cap is {MAX_ARRAY_ELEMENTS} elements"),
-        });
-    }
-
     let min_bytes = count * element_type.min_encoded_size() as u64;
     if min_bytes > c.remaining() {
         return Err(GgufError::CountTooLarge {
-            field: field(),
+            field: fields::array_length(key),
             count,
             offset,
             reason: format!(

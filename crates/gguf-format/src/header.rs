@@ -8,11 +8,13 @@ use std::collections::HashMap;
 use crate::cursor::Cursor;
 use crate::decode::read_value;
 use crate::error::GgufError;
+use crate::fields;
 use crate::limits::{
     align_up, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS, MAX_TENSOR_NAME_LEN,
     MIN_KV_RECORD_BYTES, MIN_TENSOR_INFO_BYTES,
 };
 use crate::metadata::Metadata;
+use crate::scan::{HeaderScanner, ScanStatus};
 use crate::tensor_info::{tensor_size, TensorInfo};
 use crate::value::Value;
 use crate::GgmlType;
@@ -32,7 +34,21 @@ pub(crate) struct Header {
 impl Header {
     /// Parses and validates the header of the GGUF file `bytes`, including every tensor's
     /// data range against `bytes.len()`.
+    ///
+    /// A structural walk runs first. When it finds that `bytes` ends inside the header, its
+    /// error is returned without decoding anything, so a truncated file fails in the time of
+    /// that walk, without UTF-8 checks or allocation. Any other input is decoded in full, and
+    /// its result is that of the decoder alone.
     pub(crate) fn parse(bytes: &[u8]) -> Result<Header, GgufError> {
+        if let Ok(ScanStatus::Truncated(error)) = HeaderScanner::new().scan(bytes) {
+            return Err(error);
+        }
+        Self::decode(bytes)
+    }
+
+    /// Decodes and validates the whole header of `bytes` in one pass, with no structural walk
+    /// before it.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Header, GgufError> {
         let mut c = Cursor::new(bytes);
 
         let magic: [u8; 4] = c
@@ -45,10 +61,10 @@ impl Header {
                 found: magic.to_vec(),
             });
         }
-        let version = check_version(c.u32(|| "version".to_string())?)?;
+        let version = check_version(c.u32(|| fields::VERSION.to_string())?)?;
 
-        let n_tensors = read_count(&mut c, "tensor count")?;
-        let n_kv = read_count(&mut c, "metadata pair count")?;
+        let n_tensors = read_count(&mut c, fields::TENSOR_COUNT)?;
+        let n_kv = read_count(&mut c, fields::KV_COUNT)?;
 
         let metadata = read_metadata(&mut c, n_kv)?;
         let alignment = alignment_of(&metadata)?;
@@ -78,7 +94,7 @@ impl Header {
 }
 
 /// Applies llama.cpp's version checks in its order: 0, byte order, 1, above 3.
-fn check_version(version: u32) -> Result<u32, GgufError> {
+pub(crate) fn check_version(version: u32) -> Result<u32, GgufError> {
     match version {
         0 => Err(GgufError::UnsupportedVersion { version }),
         v if v & 0xFFFF == 0 => Err(GgufError::BigEndian { version }),
@@ -91,7 +107,7 @@ fn check_version(version: u32) -> Result<u32, GgufError> {
 /// Reads a 64-bit record count and rejects negative values, as llama.cpp does (it stores
 /// counts as i64). A count larger than the file fails later, at the first missing record,
 /// with an error that names that record.
-fn read_count(c: &mut Cursor<'_>, field: &str) -> Result<u64, GgufError> {
+pub(crate) fn read_count(c: &mut Cursor<'_>, field: &str) -> Result<u64, GgufError> {
     let offset = c.offset();
     let count = c.u64(|| field.to_string())?;
 
@@ -117,9 +133,7 @@ fn read_metadata(c: &mut Cursor<'_>, n_kv: u64) -> Result<Metadata, GgufError> {
 
     for index in 0..n_kv {
         let index = index as usize;
-        let key = c
-            .string(|| format!("key of metadata pair {index}"))?
-            .to_string();
+        let key = c.string(|| fields::key(index as u64))?.to_string();
         if key.is_empty() {
             return Err(GgufError::EmptyKey { index });
         }
@@ -127,7 +141,7 @@ fn read_metadata(c: &mut Cursor<'_>, n_kv: u64) -> Result<Metadata, GgufError> {
             return Err(GgufError::DuplicateKey { key });
         }
 
-        let type_id = c.u32(|| format!("value type of metadata key '{key}'"))?;
+        let type_id = c.u32(|| fields::value_type(&key))?;
         let value = read_value(c, &key, type_id)?;
         metadata.insert(key, value)?;
     }
@@ -169,10 +183,10 @@ fn read_tensor_infos(
 
 /// Reads one tensor info: name, u32 n_dims, n_dims signed 64-bit dims, u32 type, u64 offset.
 fn read_tensor_info(c: &mut Cursor<'_>, index: usize) -> Result<TensorInfo, GgufError> {
-    let name = c.string(|| format!("name of tensor {index}"))?.to_string();
+    let name = c.string(|| fields::tensor_name(index as u64))?.to_string();
     check_tensor_name(&name, index)?;
 
-    let n_dims = u64::from(c.u32(|| format!("n_dims of tensor '{name}'"))?);
+    let n_dims = u64::from(c.u32(|| fields::n_dims(&name))?);
     if n_dims == 0 {
         return Err(GgufError::NoDimensions { tensor: name });
     }
@@ -186,7 +200,7 @@ fn read_tensor_info(c: &mut Cursor<'_>, index: usize) -> Result<TensorInfo, Gguf
 
     let mut dims = Vec::with_capacity(n_dims as usize);
     for axis in 0..n_dims as usize {
-        let raw = i64::from_le_bytes(c.array(|| format!("dimension {axis} of tensor '{name}'"))?);
+        let raw = i64::from_le_bytes(c.array(|| fields::dimension(axis as u64, &name))?);
         if raw <= 0 {
             return Err(GgufError::InvalidDimension {
                 tensor: name,
@@ -197,8 +211,8 @@ fn read_tensor_info(c: &mut Cursor<'_>, index: usize) -> Result<TensorInfo, Gguf
         dims.push(raw as u64);
     }
 
-    let type_id = c.u32(|| format!("ggml type of tensor '{name}'"))?;
-    let offset = c.u64(|| format!("data offset of tensor '{name}'"))?;
+    let type_id = c.u32(|| fields::ggml_type(&name))?;
+    let offset = c.u64(|| fields::data_offset(&name))?;
 
     let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| GgufError::UnknownGgmlType {
         tensor: name.clone(),

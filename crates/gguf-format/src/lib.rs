@@ -50,6 +50,15 @@
 //!   empty arrays on write instead.
 //! - **Strings** must be valid UTF-8, as the spec says ([`GgufError::InvalidUtf8`]).
 //!   llama.cpp does not check this. Bools must be the byte 0 or 1.
+//! - **Truncation.** When the input ends inside the header, the reader returns the error
+//!   for the field that was cut: [`GgufError::UnexpectedEof`], or
+//!   [`GgufError::CountTooLarge`] for an array whose elements cannot fit in the bytes left.
+//!   A structural walk ([`HeaderScanner`]) finds that field before any value is decoded, so
+//!   a truncated file fails in the time of the walk, not of a full decode. A fault before
+//!   the cut comes first only when the walk checks it: the magic, the version, a count, a
+//!   string length, a value type, n_dims, or a key or tensor name that is not UTF-8. Other
+//!   faults there, such as a value string that is not UTF-8 or a duplicate key, are not
+//!   reported for a truncated file.
 //! - **Limits.** Strings and arrays are capped at 2^30 bytes and elements
 //!   ([`MAX_STRING_LENGTH`], [`MAX_ARRAY_ELEMENTS`]), as in llama.cpp, and must fit in the
 //!   bytes left. Keys must be non-empty and unique, and so must tensor names.
@@ -72,11 +81,13 @@ mod cursor;
 mod decode;
 mod encode;
 mod error;
+mod fields;
 mod file;
 mod ggml_type;
 mod header;
 mod limits;
 mod metadata;
+mod scan;
 mod temp_files;
 mod tensor_info;
 mod value;
@@ -91,6 +102,7 @@ pub use limits::{
     MAX_STRING_LENGTH, MAX_TENSOR_NAME_LEN,
 };
 pub use metadata::Metadata;
+pub use scan::{HeaderScanner, ScanStatus};
 pub use temp_files::{remove_stale_temp_files, temp_path_for};
 pub use tensor_info::TensorInfo;
 pub use value::{Array, Value, ValueType};

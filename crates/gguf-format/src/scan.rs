@@ -1,0 +1,383 @@
+//! [`HeaderScanner`]: a resumable walk over the records of a GGUF header that reads only
+//! lengths, counts and type ids.
+//!
+//! The walk finds where the header ends, or the first field that runs past the end of the
+//! input, without checking UTF-8 or allocating values. [`GgufView::parse`](crate::GgufView::parse)
+//! runs it before decoding, so a truncated file fails in the time of the walk. A program
+//! that reads a header from a stream calls it with a growing prefix to learn whether it has
+//! read enough, and each call resumes where the previous one stopped.
+
+use crate::cursor::Cursor;
+use crate::decode::{check_array_cap, check_array_fits};
+use crate::error::GgufError;
+use crate::fields;
+use crate::header::{check_version, read_count};
+use crate::limits::{GGUF_MAGIC, MAX_DIMS, MAX_STRING_LENGTH};
+use crate::value::ValueType;
+
+/// Bytes in one dimension of a tensor info (a signed 64-bit integer).
+const DIM_BYTES: u64 = 8;
+
+/// Bytes in the length that precedes every string (an unsigned 64-bit integer).
+const STRING_LENGTH_BYTES: usize = 8;
+
+/// Walks the header of a GGUF file held as a prefix of its bytes, checking only the fields
+/// that fix the header's layout.
+///
+/// The walk checks the magic, the version, the two counts, each string length against
+/// [`MAX_STRING_LENGTH`](crate::MAX_STRING_LENGTH), each value type id, each array count and
+/// each n_dims. It also checks that keys and tensor names are UTF-8, because its errors
+/// name them. It does not check value strings, bools, dimensions, ggml types, duplicate
+/// names, alignment or the data section: [`GgufView::parse`](crate::GgufView::parse) does.
+///
+/// The scanner remembers the last record that it walked in full (a metadata pair, one string
+/// of a string array, or a tensor info), so a later call with a longer prefix resumes there.
+/// Resuming gives the same result as a new scanner over the same prefix.
+///
+/// ```
+/// use gguf_format::{GgufError, GgufWriter, HeaderScanner, Metadata, ScanStatus, Value};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut metadata = Metadata::new();
+/// metadata.insert("general.architecture", Value::from("gemma3"))?;
+/// let bytes = GgufWriter::new(metadata).write_to_vec(|_, _, _| Ok(()))?;
+///
+/// // The first 30 bytes end inside the key length of the only metadata pair, at byte 24.
+/// let mut scanner = HeaderScanner::new();
+/// let ScanStatus::Truncated(error) = scanner.scan(&bytes[..30])? else {
+///     panic!("a 30-byte prefix holds no whole header");
+/// };
+/// assert!(matches!(error, GgufError::UnexpectedEof { offset: 24, needed: 8, .. }));
+/// assert_eq!(scanner.offset(), 24);
+///
+/// // The same scanner, given more bytes, resumes at that pair.
+/// let ScanStatus::Complete { header_len } = scanner.scan(&bytes)? else {
+///     panic!("the whole file holds the whole header");
+/// };
+/// assert_eq!(header_len, 24 + 8 + 20 + 4 + 8 + 6);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct HeaderScanner {
+    /// Byte offset of the first record not yet walked.
+    offset: usize,
+    stage: Stage,
+    counts: Counts,
+}
+
+/// The result of a scan: the whole header was walked, or the input ended inside it.
+#[derive(Debug)]
+pub enum ScanStatus {
+    /// The header, from the magic to the end of the last tensor info, is `header_len`
+    /// bytes long and lies inside the prefix.
+    Complete { header_len: u64 },
+
+    /// The prefix ends inside the header. The error names the field that was cut: it is
+    /// [`GgufError::UnexpectedEof`], [`GgufError::CountTooLarge`] for an array that cannot
+    /// fit in the bytes left, or [`GgufError::BadMagic`] for a prefix shorter than the magic.
+    /// It is the error that [`GgufView::parse`](crate::GgufView::parse) returns for the same
+    /// prefix.
+    Truncated(GgufError),
+}
+
+/// The record at [`HeaderScanner::offset`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum Stage {
+    /// Magic, version and the two counts.
+    #[default]
+    Preamble,
+    /// Metadata pair `index`.
+    Pair { index: u64 },
+    /// String `next` of the `count` strings in the array of metadata pair `pair`.
+    Strings {
+        pair: u64,
+        key: String,
+        next: u64,
+        count: u64,
+    },
+    /// Tensor info `index`.
+    TensorInfo { index: u64 },
+    /// The end of the header.
+    Complete,
+}
+
+/// The record counts from the preamble.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    n_tensors: u64,
+    n_kv: u64,
+}
+
+/// Why a step stopped: the input ended inside a field, or the header is malformed.
+enum Stop {
+    Truncated(GgufError),
+    Malformed(GgufError),
+}
+
+/// Classifies a cursor error: only a read past the end means that more bytes could help.
+impl From<GgufError> for Stop {
+    fn from(error: GgufError) -> Self {
+        match error {
+            GgufError::UnexpectedEof { .. } => Stop::Truncated(error),
+            _ => Stop::Malformed(error),
+        }
+    }
+}
+
+impl HeaderScanner {
+    /// Creates a scanner that starts at the first byte of the file.
+    pub fn new() -> Self {
+        HeaderScanner::default()
+    }
+
+    /// Returns the byte offset of the first record that the scanner has not yet walked in
+    /// full, from the start of the file: the place where the next call resumes.
+    pub fn offset(&self) -> u64 {
+        self.offset as u64
+    }
+
+    /// Walks the records of `prefix`, the first bytes of a GGUF file, from where the last
+    /// call stopped.
+    ///
+    /// Each call must pass the same file. A prefix shorter than [`offset`](Self::offset)
+    /// restarts the walk at byte 0. The work of one call grows with the number of records
+    /// walked, not with their size: strings are skipped, not read.
+    ///
+    /// # Errors
+    ///
+    /// A fault in the layout before the end of `prefix`: [`GgufError::BadMagic`],
+    /// [`GgufError::UnsupportedVersion`], [`GgufError::VersionOne`],
+    /// [`GgufError::BigEndian`], [`GgufError::CountTooLarge`] (a negative record count or an
+    /// array over [`MAX_ARRAY_ELEMENTS`](crate::MAX_ARRAY_ELEMENTS)),
+    /// [`GgufError::StringTooLong`], [`GgufError::InvalidUtf8`] (a key or tensor name),
+    /// [`GgufError::UnknownValueType`], [`GgufError::NestedArray`],
+    /// [`GgufError::NoDimensions`] or [`GgufError::TooManyDimensions`]. The scanner stays at
+    /// the record with the fault.
+    pub fn scan(&mut self, prefix: &[u8]) -> Result<ScanStatus, GgufError> {
+        if prefix.len() < self.offset {
+            *self = HeaderScanner::new();
+        }
+
+        loop {
+            let mut c = Cursor::at(prefix, self.offset);
+            let step = match &mut self.stage {
+                Stage::Preamble => scan_preamble(&mut c, prefix, &mut self.counts),
+                Stage::Pair { index } => scan_pair(&mut c, *index, self.counts),
+                Stage::Strings {
+                    pair,
+                    key,
+                    next,
+                    count,
+                } => {
+                    // Each string is a checkpoint of its own, so that the walk through a
+                    // 262144-token vocabulary is never repeated for a longer prefix. The
+                    // strings that fit are skipped in a tight loop, and the cursor reads the
+                    // first one that does not, to build its error.
+                    let (skipped, end) = skip_strings(prefix, self.offset, *count - *next);
+                    *next += skipped;
+                    self.offset = end;
+                    c = Cursor::at(prefix, end);
+
+                    let mut result = Ok(stage_after_pair(*pair, self.counts));
+                    while *next < *count {
+                        if let Err(error) = c.string_bytes(|| fields::array_string(*next, key)) {
+                            result = Err(Stop::from(error));
+                            break;
+                        }
+                        *next += 1;
+                        self.offset = c.offset() as usize;
+                    }
+                    result
+                }
+                Stage::TensorInfo { index } => scan_tensor_info(&mut c, *index, self.counts),
+                Stage::Complete => {
+                    return Ok(ScanStatus::Complete {
+                        header_len: self.offset as u64,
+                    })
+                }
+            };
+
+            match step {
+                Ok(stage) => {
+                    self.offset = c.offset() as usize;
+                    self.stage = stage;
+                }
+                Err(Stop::Truncated(error)) => return Ok(ScanStatus::Truncated(error)),
+                Err(Stop::Malformed(error)) => return Err(error),
+            }
+        }
+    }
+}
+
+/// Skips up to `max` GGUF strings that start at byte `pos` of `bytes`, and returns how many
+/// lie whole inside `bytes` and the offset after the last of them. Stops before the first
+/// string that is cut or longer than [`MAX_STRING_LENGTH`].
+fn skip_strings(bytes: &[u8], mut pos: usize, max: u64) -> (u64, usize) {
+    let mut skipped = 0;
+    while skipped < max {
+        let Some(len_bytes) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<8>) else {
+            break;
+        };
+        let len = u64::from_le_bytes(*len_bytes);
+        if len > MAX_STRING_LENGTH {
+            break;
+        }
+
+        // `len` is at most 2^30, so the sum cannot overflow.
+        let end = pos + STRING_LENGTH_BYTES + len as usize;
+        if end > bytes.len() {
+            break;
+        }
+        pos = end;
+        skipped += 1;
+    }
+    (skipped, pos)
+}
+
+/// Walks the magic, the version and the two record counts, and stores the counts.
+fn scan_preamble(c: &mut Cursor<'_>, prefix: &[u8], counts: &mut Counts) -> Result<Stage, Stop> {
+    if prefix.len() < GGUF_MAGIC.len() {
+        // The decoder reports a short file as a bad magic too. More bytes can only help
+        // when the bytes so far are the start of the magic.
+        let error = GgufError::BadMagic {
+            found: prefix.to_vec(),
+        };
+        return Err(if GGUF_MAGIC.starts_with(prefix) {
+            Stop::Truncated(error)
+        } else {
+            Stop::Malformed(error)
+        });
+    }
+    let magic: [u8; 4] = c.array(|| "magic".to_string())?;
+    if magic != GGUF_MAGIC {
+        return Err(Stop::Malformed(GgufError::BadMagic {
+            found: magic.to_vec(),
+        }));
+    }
+
+    check_version(c.u32(|| fields::VERSION.to_string())?)?;
+    counts.n_tensors = read_count(c, fields::TENSOR_COUNT)?;
+    counts.n_kv = read_count(c, fields::KV_COUNT)?;
+
+    Ok(stage_after_pair_count(0, *counts))
+}
+
+/// Walks metadata pair `index` up to the first string of a string array, or to its end.
+fn scan_pair(c: &mut Cursor<'_>, index: u64, counts: Counts) -> Result<Stage, Stop> {
+    let key = c.string(|| fields::key(index))?;
+    let type_id = c.u32(|| fields::value_type(key))?;
+
+    let offset = c.offset();
+    let Some(value_type) = ValueType::from_id(type_id) else {
+        return Err(Stop::Malformed(GgufError::UnknownValueType {
+            key: key.to_string(),
+            type_id,
+            offset,
+        }));
+    };
+
+    match value_type {
+        ValueType::String => {
+            c.string_bytes(|| fields::value(key))?;
+        }
+        ValueType::Array => return scan_array_head(c, index, key, counts),
+        scalar => {
+            c.take(scalar.min_encoded_size() as u64, || fields::value(key))?;
+        }
+    }
+    Ok(stage_after_pair(index, counts))
+}
+
+/// Walks an array's element type and count, then skips fixed-size elements or enters the
+/// strings.
+fn scan_array_head(
+    c: &mut Cursor<'_>,
+    index: u64,
+    key: &str,
+    counts: Counts,
+) -> Result<Stage, Stop> {
+    let type_offset = c.offset();
+    let type_id = c.u32(|| fields::array_element_type(key))?;
+    let element_type = match ValueType::from_id(type_id) {
+        None => {
+            return Err(Stop::Malformed(GgufError::UnknownValueType {
+                key: key.to_string(),
+                type_id,
+                offset: type_offset,
+            }))
+        }
+        Some(ValueType::Array) => {
+            return Err(Stop::Malformed(GgufError::NestedArray {
+                key: key.to_string(),
+                offset: type_offset,
+            }))
+        }
+        Some(element_type) => element_type,
+    };
+
+    let count_offset = c.offset();
+    let count = c.u64(|| fields::array_length(key))?;
+    check_array_cap(key, count, count_offset)?;
+    check_array_fits(c, key, count, count_offset, element_type).map_err(Stop::Truncated)?;
+
+    if element_type == ValueType::String {
+        return Ok(Stage::Strings {
+            pair: index,
+            key: key.to_string(),
+            next: 0,
+            count,
+        });
+    }
+    let byte_len = count * element_type.min_encoded_size() as u64;
+    c.take(byte_len, || fields::array_elements(key))?;
+    Ok(stage_after_pair(index, counts))
+}
+
+/// Walks tensor info `index`: name, n_dims, the dims, ggml type and data offset.
+fn scan_tensor_info(c: &mut Cursor<'_>, index: u64, counts: Counts) -> Result<Stage, Stop> {
+    let name = c.string(|| fields::tensor_name(index))?;
+
+    let n_dims = u64::from(c.u32(|| fields::n_dims(name))?);
+    if n_dims == 0 {
+        return Err(Stop::Malformed(GgufError::NoDimensions {
+            tensor: name.to_string(),
+        }));
+    }
+    if n_dims > MAX_DIMS as u64 {
+        return Err(Stop::Malformed(GgufError::TooManyDimensions {
+            tensor: name.to_string(),
+            n_dims,
+            max: MAX_DIMS,
+        }));
+    }
+
+    for axis in 0..n_dims {
+        c.take(DIM_BYTES, || fields::dimension(axis, name))?;
+    }
+    c.u32(|| fields::ggml_type(name))?;
+    c.u64(|| fields::data_offset(name))?;
+
+    let next = index + 1;
+    Ok(if next < counts.n_tensors {
+        Stage::TensorInfo { index: next }
+    } else {
+        Stage::Complete
+    })
+}
+
+/// Returns the stage after metadata pair `index`.
+fn stage_after_pair(index: u64, counts: Counts) -> Stage {
+    stage_after_pair_count(index + 1, counts)
+}
+
+/// Returns the stage once `done` metadata pairs have been walked.
+fn stage_after_pair_count(done: u64, counts: Counts) -> Stage {
+    if done < counts.n_kv {
+        Stage::Pair { index: done }
+    } else if counts.n_tensors > 0 {
+        Stage::TensorInfo { index: 0 }
+    } else {
+        Stage::Complete
+    }
+}
