@@ -4,6 +4,7 @@ use gguf_format::GgmlType;
 use half::{bf16, f16};
 
 use super::{check_lengths, scalar, Isa, VecDot};
+use crate::ggml_cpu::{vec_dot_q4_k, vec_dot_q5_k, vec_dot_q6_k};
 #[cfg(target_arch = "aarch64")]
 use super::neon;
 #[cfg(target_arch = "x86_64")]
@@ -83,9 +84,9 @@ impl_vec_dot!(BlockQ8_0, Q8_0, QK, BlockQ8_0, scalar::q8_0_q8_0, avx2: avx2::q8_
 impl_vec_dot!(BlockIQ4NL, IQ4_NL, QK, BlockQ8_0, scalar::iq4_nl_q8_0, avx2: avx2::iq4_nl_q8_0, avx512: avx512::iq4_nl_q8_0, neon: neon::iq4_nl_q8_0, x4: avx2::iq4_nl_q8_0_x4, avx512::iq4_nl_q8_0_x4);
 impl_vec_dot!(BlockQ2K, Q2_K, QK_K, BlockQ8K, scalar::q2_k_q8_k, avx2: avx2::q2_k_q8_k, avx512: avx512::q2_k_q8_k);
 impl_vec_dot!(BlockQ3K, Q3_K, QK_K, BlockQ8K, scalar::q3_k_q8_k, avx2: avx2::q3_k_q8_k, avx512: avx512::q3_k_q8_k);
-impl_vec_dot!(BlockQ4K, Q4_K, QK_K, BlockQ8K, scalar::q4_k_q8_k, avx2: avx2::q4_k_q8_k, avx512: avx512::q4_k_q8_k, neon: neon::q4_k_q8_k);
-impl_vec_dot!(BlockQ5K, Q5_K, QK_K, BlockQ8K, scalar::q5_k_q8_k, avx2: avx2::q5_k_q8_k, avx512: avx512::q5_k_q8_k);
-impl_vec_dot!(BlockQ6K, Q6_K, QK_K, BlockQ8K, scalar::q6_k_q8_k, avx2: avx2::q6_k_q8_k, avx512: avx512::q6_k_q8_k, neon: neon::q6_k_q8_k);
+impl_vec_dot!(BlockQ4K, Q4_K, QK_K, BlockQ8K, vec_dot_q4_k::q4_k_q8_k, avx2: vec_dot_q4_k::q4_k_q8_k_avx2, neon: neon::q4_k_q8_k, x4: vec_dot_q4_k::q4_k_q8_k_x4_avx2, vec_dot_q4_k::q4_k_q8_k_x4_avx2);
+impl_vec_dot!(BlockQ5K, Q5_K, QK_K, BlockQ8K, vec_dot_q5_k::q5_k_q8_k, avx2: vec_dot_q5_k::q5_k_q8_k_avx2, x4: vec_dot_q5_k::q5_k_q8_k_x4_avx2, vec_dot_q5_k::q5_k_q8_k_x4_avx2);
+impl_vec_dot!(BlockQ6K, Q6_K, QK_K, BlockQ8K, vec_dot_q6_k::q6_k_q8_k, avx2: vec_dot_q6_k::q6_k_q8_k_avx2, neon: neon::q6_k_q8_k, x4: vec_dot_q6_k::q6_k_q8_k_x4_avx2, vec_dot_q6_k::q6_k_q8_k_x4_avx2);
 impl_vec_dot!(BlockIQ4XS, IQ4_XS, QK_K, BlockQ8K, scalar::iq4_xs_q8_k, avx2: avx2::iq4_xs_q8_k, avx512: avx512::iq4_xs_q8_k);
 impl_vec_dot!(f32, F32, 1, f32, scalar::f32_f32, avx2: avx2::f32_f32, avx512: avx512::f32_f32);
 impl_vec_dot!(f16, F16, 1, f16, scalar::f16_f16, avx2: avx2::f16_f16, avx512: avx512::f16_f16);

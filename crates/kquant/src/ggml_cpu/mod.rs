@@ -25,9 +25,14 @@
 
 use gguf_format::GgmlType;
 
+use crate::blocks::{BlockQ4K, BlockQ5K, BlockQ6K};
 use crate::dot::Isa;
 use crate::matmul::{QuantizedActivations, WeightMatrix};
 use crate::QuantError;
+
+pub(crate) mod vec_dot_q4_k;
+pub(crate) mod vec_dot_q5_k;
+pub(crate) mod vec_dot_q6_k;
 
 /// Weight rows that a repacked block interleaves; a repacked matrix needs a multiple of it.
 pub(crate) const REPACK_ROWS: usize = 8;
@@ -96,6 +101,9 @@ fn vec_dot_matmul(
 ) -> Option<Result<(), QuantError>> {
     let _ = (isa, activations, &out);
     match weight.ggml_type() {
+        GgmlType::Q4_K => Some(crate::matmul::matmul_typed::<BlockQ4K>(isa, weight, activations, out)),
+        GgmlType::Q5_K => Some(crate::matmul::matmul_typed::<BlockQ5K>(isa, weight, activations, out)),
+        GgmlType::Q6_K => Some(crate::matmul::matmul_typed::<BlockQ6K>(isa, weight, activations, out)),
         _ => None,
     }
 }
