@@ -26,6 +26,8 @@
 use gguf_format::GgmlType;
 
 use crate::blocks::{BlockQ4K, BlockQ5K, BlockQ6K};
+use crate::blocks::{BlockIQ4XS, BlockQ2K, BlockQ3K, BlockQ4_1, BlockQ5_1};
+use crate::matmul::matmul_typed;
 use crate::dot::Isa;
 use crate::matmul::{QuantizedActivations, WeightMatrix};
 use crate::QuantError;
@@ -33,6 +35,12 @@ use crate::QuantError;
 pub(crate) mod vec_dot_q4_k;
 pub(crate) mod vec_dot_q5_k;
 pub(crate) mod vec_dot_q6_k;
+pub(crate) mod vec_dot_iq4_xs;
+pub(crate) mod vec_dot_lanes;
+pub(crate) mod vec_dot_q2_k;
+pub(crate) mod vec_dot_q3_k;
+pub(crate) mod vec_dot_q4_1;
+pub(crate) mod vec_dot_q5_1;
 
 /// Weight rows that a repacked block interleaves; a repacked matrix needs a multiple of it.
 pub(crate) const REPACK_ROWS: usize = 8;
@@ -104,6 +112,11 @@ fn vec_dot_matmul(
         GgmlType::Q4_K => Some(crate::matmul::matmul_typed::<BlockQ4K>(isa, weight, activations, out)),
         GgmlType::Q5_K => Some(crate::matmul::matmul_typed::<BlockQ5K>(isa, weight, activations, out)),
         GgmlType::Q6_K => Some(crate::matmul::matmul_typed::<BlockQ6K>(isa, weight, activations, out)),
+        GgmlType::Q4_1 => Some(matmul_typed::<BlockQ4_1>(isa, weight, activations, out)),
+        GgmlType::Q5_1 => Some(matmul_typed::<BlockQ5_1>(isa, weight, activations, out)),
+        GgmlType::Q2_K => Some(matmul_typed::<BlockQ2K>(isa, weight, activations, out)),
+        GgmlType::Q3_K => Some(matmul_typed::<BlockQ3K>(isa, weight, activations, out)),
+        GgmlType::IQ4_XS => Some(matmul_typed::<BlockIQ4XS>(isa, weight, activations, out)),
         _ => None,
     }
 }
