@@ -381,3 +381,169 @@ fn stage_after_pair_count(done: u64, counts: Counts) -> Stage {
         Stage::Complete
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::Header;
+    use crate::value::{Array, Value};
+    use crate::{GgmlType, GgufWriter, Metadata};
+
+    /// Returns a file with a pair of every value type, empty and non-empty strings and
+    /// arrays, and tensors of 1 to 4 dims.
+    fn every_field_kind() -> Vec<u8> {
+        let pairs: Vec<(&str, Value)> = vec![
+            ("u8", Value::U8(7)),
+            ("i8", Value::I8(-7)),
+            ("u16", Value::U16(700)),
+            ("i16", Value::I16(-700)),
+            ("u32", Value::U32(70_000)),
+            ("i32", Value::I32(-70_000)),
+            ("f32", Value::F32(0.5)),
+            ("bool", Value::Bool(true)),
+            ("string", Value::from("héllo")),
+            ("empty string", Value::from("")),
+            ("u64", Value::U64(1 << 40)),
+            ("i64", Value::I64(-(1 << 40))),
+            ("f64", Value::F64(0.25)),
+            ("u8 array", Value::from(vec![1u8, 2, 3])),
+            ("i16 array", Value::from(vec![-1i16, 2])),
+            ("f32 array", Value::from(vec![0.5f32, 1.5])),
+            ("bool array", Value::from(vec![true, false])),
+            ("u64 array", Value::from(vec![1u64 << 40])),
+            (
+                "string array",
+                Value::Array(Array::String(vec!["a".into(), String::new(), "tok".into()])),
+            ),
+            (
+                "empty string array",
+                Value::Array(Array::String(Vec::new())),
+            ),
+            ("empty u32 array", Value::Array(Array::U32(Vec::new()))),
+        ];
+        let mut metadata = Metadata::new();
+        for (key, value) in pairs {
+            metadata.insert(key, value).unwrap();
+        }
+
+        let mut writer = GgufWriter::new(metadata);
+        writer.add_tensor("a", &[4], GgmlType::F32).unwrap();
+        writer.add_tensor("b", &[32, 2], GgmlType::Q8_0).unwrap();
+        writer.add_tensor("c", &[2, 2, 2], GgmlType::F16).unwrap();
+        writer
+            .add_tensor("d", &[1, 1, 1, 2], GgmlType::F32)
+            .unwrap();
+        writer
+            .write_to_vec(|_, info, out| Ok(out.write_all(&vec![0; info.size_bytes])?))
+            .unwrap()
+    }
+
+    fn truncation_error(status: Result<ScanStatus, GgufError>, n: usize) -> String {
+        match status {
+            Ok(ScanStatus::Truncated(error)) => format!("{error:?}"),
+            other => panic!("prefix of {n} bytes: expected a truncation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_prefix_matches_decoder_error() {
+        let bytes = every_field_kind();
+        let header_len = Header::parse(&bytes).unwrap().header_len;
+
+        let mut resumed = HeaderScanner::new();
+        for n in 0..header_len as usize {
+            let prefix = &bytes[..n];
+            let decoded = format!("{:?}", Header::decode(prefix).unwrap_err());
+
+            let fresh = truncation_error(HeaderScanner::new().scan(prefix), n);
+            assert_eq!(fresh, decoded, "prefix of {n} bytes, new scanner");
+            let resumed_error = truncation_error(resumed.scan(prefix), n);
+            assert_eq!(
+                resumed_error, decoded,
+                "prefix of {n} bytes, resumed scanner"
+            );
+            assert!(resumed.offset() <= n as u64, "prefix of {n} bytes");
+        }
+
+        for scanner in [&mut resumed, &mut HeaderScanner::new()] {
+            let status = scanner.scan(&bytes).unwrap();
+            assert!(
+                matches!(status, ScanStatus::Complete { header_len: len } if len == header_len),
+                "{status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn shorter_prefix_restarts_walk() {
+        let bytes = every_field_kind();
+        let mut scanner = HeaderScanner::new();
+        assert!(matches!(
+            scanner.scan(&bytes),
+            Ok(ScanStatus::Complete { .. })
+        ));
+
+        let status = scanner.scan(&bytes[..10]);
+        assert_eq!(
+            truncation_error(status, 10),
+            format!("{:?}", Header::decode(&bytes[..10]).unwrap_err())
+        );
+        assert_eq!(scanner.offset(), 0);
+    }
+
+    #[test]
+    fn truncation_is_reported_before_invalid_utf8() {
+        let mut bytes = every_field_kind();
+        let at = bytes.windows(3).position(|w| w == b"tok").unwrap();
+        bytes[at] = 0xFF;
+
+        // Whole, the file fails on the string that is not UTF-8, as in the decoder alone.
+        let whole = Header::parse(&bytes).unwrap_err();
+        assert!(matches!(whole, GgufError::InvalidUtf8 { .. }), "{whole:?}");
+
+        // Cut inside the key length of the next pair, it fails on the cut, where the decoder
+        // alone stops at the string.
+        let cut = at + "tok".len() + 4;
+        let error = Header::parse(&bytes[..cut]).unwrap_err();
+        assert!(
+            matches!(&error, GgufError::UnexpectedEof { field, .. }
+                if field == "length of key of metadata pair 19"),
+            "{error:?}"
+        );
+        let decoded = Header::decode(&bytes[..cut]).unwrap_err();
+        assert!(
+            matches!(decoded, GgufError::InvalidUtf8 { .. }),
+            "{decoded:?}"
+        );
+    }
+
+    #[test]
+    fn layout_faults_are_errors() {
+        let bytes = every_field_kind();
+        let at = bytes
+            .windows(6)
+            .position(|w| w == b"u8\x00\x00\x00\x00")
+            .unwrap()
+            + 2;
+
+        // The value type of pair "u8" becomes 13, which is not a GGUF type.
+        let mut unknown_type = bytes.clone();
+        unknown_type[at] = 13;
+        let error = HeaderScanner::new().scan(&unknown_type).unwrap_err();
+        assert!(
+            matches!(&error, GgufError::UnknownValueType { key, type_id: 13, .. } if key == "u8"),
+            "{error:?}"
+        );
+        let parsed = Header::parse(&unknown_type).unwrap_err();
+        assert_eq!(format!("{parsed:?}"), format!("{error:?}"));
+
+        // A truncated copy fails on the type too, because it comes before the cut.
+        let error = HeaderScanner::new()
+            .scan(&unknown_type[..at + 8])
+            .unwrap_err();
+        assert!(
+            matches!(error, GgufError::UnknownValueType { .. }),
+            "{error:?}"
+        );
+    }
+}
