@@ -35,6 +35,12 @@ use crate::QuantError;
 pub(crate) mod vec_dot_q4_k;
 pub(crate) mod vec_dot_q5_k;
 pub(crate) mod vec_dot_q6_k;
+pub(crate) mod q0_block;
+pub(crate) mod vec_dot_q0;
+pub(crate) mod vec_dot_float;
+mod tiles;
+mod tinyblas_float;
+mod tinyblas_q0;
 pub(crate) mod vec_dot_iq4_xs;
 pub(crate) mod vec_dot_lanes;
 pub(crate) mod vec_dot_q2_k;
@@ -75,7 +81,7 @@ pub(crate) fn path(weight: &WeightMatrix, n_batch: usize) -> Path {
     }
     match ggml_type {
         GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::IQ4_NL => Path::TinyBlasQ0,
-        GgmlType::F32 | GgmlType::F16 => Path::TinyBlasFloat,
+        GgmlType::F32 | GgmlType::F16 if tinyblas_float::accepts(weight.n_rows(), weight.n_cols()) => Path::TinyBlasFloat,
         _ => Path::VecDot,
     }
 }
@@ -93,8 +99,16 @@ pub(crate) fn matmul(
     let _ = (isa, &out);
     match path(weight, activations.n_batch()) {
         Path::Repack => None,
-        Path::TinyBlasQ0 => None,
-        Path::TinyBlasFloat => None,
+        Path::TinyBlasQ0 => Some(match weight.ggml_type() {
+            GgmlType::Q4_0 => tinyblas_q0::matmul::<crate::blocks::BlockQ4_0>(isa, weight, activations, out),
+            GgmlType::Q5_0 => tinyblas_q0::matmul::<crate::blocks::BlockQ5_0>(isa, weight, activations, out),
+            GgmlType::Q8_0 => tinyblas_q0::matmul::<crate::blocks::BlockQ8_0>(isa, weight, activations, out),
+            _ => tinyblas_q0::matmul::<crate::blocks::BlockIQ4NL>(isa, weight, activations, out),
+        }),
+        Path::TinyBlasFloat => Some(match weight.ggml_type() {
+            GgmlType::F16 => tinyblas_float::matmul::<half::f16>(isa, weight, activations, out),
+            _ => tinyblas_float::matmul::<f32>(isa, weight, activations, out),
+        }),
         Path::VecDot => vec_dot_matmul(isa, weight, activations, out),
     }
 }
@@ -112,6 +126,12 @@ fn vec_dot_matmul(
         GgmlType::Q4_K => Some(crate::matmul::matmul_typed::<BlockQ4K>(isa, weight, activations, out)),
         GgmlType::Q5_K => Some(crate::matmul::matmul_typed::<BlockQ5K>(isa, weight, activations, out)),
         GgmlType::Q6_K => Some(crate::matmul::matmul_typed::<BlockQ6K>(isa, weight, activations, out)),
+        GgmlType::Q4_0 => Some(crate::matmul::matmul_typed::<crate::blocks::BlockQ4_0>(isa, weight, activations, out)),
+        GgmlType::Q5_0 => Some(crate::matmul::matmul_typed::<crate::blocks::BlockQ5_0>(isa, weight, activations, out)),
+        GgmlType::Q8_0 => Some(crate::matmul::matmul_typed::<crate::blocks::BlockQ8_0>(isa, weight, activations, out)),
+        GgmlType::IQ4_NL => Some(crate::matmul::matmul_typed::<crate::blocks::BlockIQ4NL>(isa, weight, activations, out)),
+        GgmlType::F16 => Some(crate::matmul::matmul_typed::<half::f16>(isa, weight, activations, out)),
+        GgmlType::F32 => Some(crate::matmul::matmul_typed::<f32>(isa, weight, activations, out)),
         GgmlType::Q4_1 => Some(matmul_typed::<BlockQ4_1>(isa, weight, activations, out)),
         GgmlType::Q5_1 => Some(matmul_typed::<BlockQ5_1>(isa, weight, activations, out)),
         GgmlType::Q2_K => Some(matmul_typed::<BlockQ2K>(isa, weight, activations, out)),
