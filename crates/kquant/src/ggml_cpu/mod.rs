@@ -48,6 +48,10 @@ pub(crate) mod vec_dot_q3_k;
 pub(crate) mod vec_dot_q4_1;
 pub(crate) mod vec_dot_q5_1;
 
+mod repack;
+mod repack_b32;
+mod repack_q4_k;
+
 /// Weight rows that a repacked block interleaves; a repacked matrix needs a multiple of it.
 pub(crate) const REPACK_ROWS: usize = 8;
 
@@ -98,7 +102,7 @@ pub(crate) fn matmul(
 ) -> Option<Result<(), QuantError>> {
     let _ = (isa, &out);
     match path(weight, activations.n_batch()) {
-        Path::Repack => None,
+        Path::Repack => repack::matmul(isa, weight, activations, out),
         Path::TinyBlasQ0 => Some(match weight.ggml_type() {
             GgmlType::Q4_0 => tinyblas_q0::matmul::<crate::blocks::BlockQ4_0>(isa, weight, activations, out),
             GgmlType::Q5_0 => tinyblas_q0::matmul::<crate::blocks::BlockQ5_0>(isa, weight, activations, out),
