@@ -11,4 +11,13 @@
 pub trait MatmulHook {
     /// Observes the input of one matmul.
     fn on_matmul_input(&mut self, weight_name: &str, x: &[f32], n_rows: usize, n_cols: usize);
+
+    /// Observes the output of one matmul, `n_rows` rows of `n_cols` values (the weight's row
+    /// count), and may overwrite it. The forward pass continues with what `out` then contains.
+    ///
+    /// A parity check can replace the outputs with another implementation's, so that any
+    /// remaining difference comes from the rest of the graph. The default does nothing.
+    fn on_matmul_output(&mut self, weight_name: &str, out: &mut [f32], n_rows: usize, n_cols: usize) {
+        let _ = (weight_name, out, n_rows, n_cols);
+    }
 }

@@ -2,6 +2,8 @@
 
 use rayon::prelude::*;
 
+use super::ggml_exp;
+
 /// Shapes and options of one attention call.
 pub(crate) struct AttentionParams {
     pub n_head: usize,
@@ -13,6 +15,10 @@ pub(crate) struct AttentionParams {
     pub softcap: Option<f32>,
 }
 
+/// Keys per tile of ggml's tiled flash-attention kernel (`GGML_FA_TILE_KV`); the online
+/// softmax rescales once per tile, so the tile size fixes the rounding.
+const KV_TILE: usize = 64;
+
 /// Computes `out = softmax(q kᵀ) v` per head for the queries at positions `first_query..`.
 ///
 /// `q` contains the query rows to compute (`n_head * head_dim` each, already scaled), `k` and
@@ -20,9 +26,13 @@ pub(crate) struct AttentionParams {
 /// Query row `r` sits at position `first_query + r` and sees keys `0..=first_query + r`
 /// within the window.
 ///
-/// The numerics follow ggml's tiled CPU flash-attention kernel, which llama.cpp uses for
-/// batches of prompt tokens: f32 scores and weighted sums, the soft-cap applied as
-/// `cap * tanh(s * (1/cap))`, and the output multiplied by `1/sum` of the exponentials.
+/// The float order is that of ggml's tiled CPU flash-attention kernel on an AVX-512 build
+/// (`ggml_compute_forward_flash_attn_ext_tiled`, which llama.cpp runs for 64 or more query
+/// rows with an F16 KV cache). It works on tiles of 64 keys. Each score is one fused
+/// multiply-add chain over `head_dim`, and the soft-cap is `cap * tanh(s * (1/cap))`. The
+/// running max and sum are rescaled with libm's `expf`, while the weights come from
+/// [`ggml_exp::expf`] and their sum is formed 16 lanes at a time into an f64. Each output
+/// value is one fused multiply-add chain over the keys, scaled by `1/sum` at the end.
 pub(crate) fn attention(
     params: &AttentionParams,
     q: &[f32],
@@ -32,30 +42,71 @@ pub(crate) fn attention(
     out: &mut [f32],
 ) {
     let q_width = params.n_head * params.head_dim;
-    let n_kv = k.len() / (params.n_head_kv * params.head_dim);
-    let use_avx2 = has_avx2_fma();
+    let keys = TransposedKeys::new(params, k);
+    let use_fma = has_avx2_fma();
 
     out.par_chunks_mut(q_width)
         .zip(q.par_chunks(q_width))
         .enumerate()
         .for_each_init(
-            || vec![0.0f32; n_kv],
-            |scores, (r, (out_row, q_row))| {
+            || Scratch {
+                scores: [0.0; KV_TILE],
+                acc: vec![0.0; params.head_dim],
+            },
+            |scratch, (r, (out_row, q_row))| {
                 let row = QueryRow {
                     pos: first_query + r,
                     q_row,
                     out_row,
                 };
                 #[cfg(target_arch = "x86_64")]
-                if use_avx2 {
+                if use_fma {
                     // SAFETY: the CPU supports AVX2 and FMA, checked by `has_avx2_fma`.
-                    unsafe { attend_row_avx2(params, k, v, row, scores) };
+                    unsafe { attend_row_fma(params, &keys, v, row, scratch) };
                     return;
                 }
-                let _ = use_avx2;
-                attend_row(params, k, v, row, scores);
+                let _ = use_fma;
+                attend_row(params, &keys, v, row, scratch);
             },
         );
+}
+
+/// Keys laid out as `[kv_head][dim][position]`, positions padded to whole tiles, so that
+/// the scores of one tile are contiguous in every dimension, as ggml packs its K tile.
+struct TransposedKeys {
+    data: Vec<f32>,
+    n_kv: usize,
+    /// Row length: `n_kv` rounded up to a multiple of [`KV_TILE`].
+    stride: usize,
+}
+
+impl TransposedKeys {
+    fn new(params: &AttentionParams, k: &[f32]) -> TransposedKeys {
+        let head_dim = params.head_dim;
+        let kv_width = params.n_head_kv * head_dim;
+        let n_kv = k.len() / kv_width;
+        let stride = n_kv.div_ceil(KV_TILE) * KV_TILE;
+
+        let mut data = vec![0.0; kv_width * stride];
+        for (pos, k_row) in k.chunks_exact(kv_width).enumerate() {
+            for (i, &value) in k_row.iter().enumerate() {
+                data[i * stride + pos] = value;
+            }
+        }
+        TransposedKeys { data, n_kv, stride }
+    }
+
+    /// Returns the values of dimension `d` of KV head `kv_head` for every position.
+    fn dim(&self, kv_head: usize, head_dim: usize, d: usize) -> &[f32] {
+        let start = (kv_head * head_dim + d) * self.stride;
+        &self.data[start..start + self.stride]
+    }
+}
+
+/// Per-thread buffers: the scores of one tile and the output accumulator of one head.
+struct Scratch {
+    scores: [f32; KV_TILE],
+    acc: Vec<f32>,
 }
 
 /// One query row: its position, its Q values (all heads) and its output.
@@ -77,78 +128,98 @@ fn has_avx2_fma() -> bool {
     }
 }
 
-/// Compiles [`attend_row`] with AVX2 and FMA enabled, so its loops use 256-bit vectors.
+/// Compiles [`attend_row`] with AVX2 and FMA enabled, so that `mul_add` is one instruction
+/// and the loops use 256-bit vectors.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn attend_row_avx2(params: &AttentionParams, k: &[f32], v: &[f32], row: QueryRow<'_>, scores: &mut [f32]) {
-    attend_row(params, k, v, row, scores);
+unsafe fn attend_row_fma(
+    params: &AttentionParams,
+    keys: &TransposedKeys,
+    v: &[f32],
+    row: QueryRow<'_>,
+    scratch: &mut Scratch,
+) {
+    attend_row(params, keys, v, row, scratch);
 }
 
-/// Computes every head of one query row.
+/// Computes every head of one query row, tile by tile.
 #[inline(always)]
-fn attend_row(params: &AttentionParams, k: &[f32], v: &[f32], row: QueryRow<'_>, scores: &mut [f32]) {
+fn attend_row(params: &AttentionParams, keys: &TransposedKeys, v: &[f32], row: QueryRow<'_>, scratch: &mut Scratch) {
     let head_dim = params.head_dim;
     let kv_width = params.n_head_kv * head_dim;
     let group = params.n_head / params.n_head_kv;
     let pos = row.pos;
-    let start = params.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-    let visible = start..=pos;
+    let first_visible = params.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+    let visible_end = (pos + 1).min(keys.n_kv);
 
     for h in 0..params.n_head {
         let kv_head = h / group;
         let q_head = &row.q_row[h * head_dim..(h + 1) * head_dim];
-        let head_scores = &mut scores[visible.clone()];
-
+        let acc = &mut scratch.acc;
+        acc.fill(0.0);
         let mut max = f32::NEG_INFINITY;
-        for (j, score) in visible.clone().zip(head_scores.iter_mut()) {
-            let k_head = &k[j * kv_width + kv_head * head_dim..][..head_dim];
-            let mut s = dot(q_head, k_head);
+        let mut sum = 0.0f32;
+
+        for tile_start in (0..visible_end).step_by(KV_TILE) {
+            // Keys outside [lo, hi) are masked to -inf. A tile without visible keys changes
+            // nothing in ggml either, because it skips the tile or this row of it.
+            let lo = first_visible.max(tile_start) - tile_start;
+            let hi = visible_end.min(tile_start + KV_TILE) - tile_start;
+            if lo >= hi {
+                continue;
+            }
+
+            let scores = &mut scratch.scores;
+            scores.fill(0.0);
+            for (d, &q_d) in q_head.iter().enumerate() {
+                let k_dim = &keys.dim(kv_head, head_dim, d)[tile_start + lo..tile_start + hi];
+                for (score, &k_value) in scores[lo..hi].iter_mut().zip(k_dim) {
+                    *score = q_d.mul_add(k_value, *score);
+                }
+            }
             if let Some(cap) = params.softcap {
-                s = crate::ops::soft_cap(s, cap);
+                for score in scores[lo..hi].iter_mut() {
+                    *score = crate::ops::soft_cap(*score, cap);
+                }
             }
-            *score = s;
-            max = max.max(s);
+
+            let tile_max = scores[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let new_max = max.max(tile_max);
+            if new_max > max {
+                let rescale = (max - new_max).exp();
+                for value in acc.iter_mut() {
+                    *value *= rescale;
+                }
+                sum *= rescale;
+            }
+            max = new_max;
+
+            // Weights of masked keys are exactly 0, as ggml's expf(-inf) is.
+            let mut weights = [0.0f32; KV_TILE];
+            for j in lo..hi {
+                weights[j] = ggml_exp::expf(scores[j] - max);
+            }
+            let mut tile_sum = 0.0f64;
+            for group in weights.chunks_exact(ggml_exp::SOFTMAX_LANES) {
+                let lanes: &[f32; ggml_exp::SOFTMAX_LANES] = group.try_into().expect("exact chunk");
+                tile_sum += f64::from(ggml_exp::reduce_add_16(lanes));
+            }
+            sum = (f64::from(sum) + tile_sum) as f32;
+
+            for (j, &weight) in weights.iter().enumerate().take(hi).skip(lo) {
+                let v_head = &v[(tile_start + j) * kv_width + kv_head * head_dim..][..head_dim];
+                for (a, &x) in acc.iter_mut().zip(v_head) {
+                    *a = weight.mul_add(x, *a);
+                }
+            }
         }
 
-        let mut sum = 0.0f64;
-        for score in head_scores.iter_mut() {
-            *score = (*score - max).exp();
-            sum += f64::from(*score);
-        }
-
+        let inv_sum = if sum == 0.0 { 0.0 } else { 1.0 / sum };
         let out_head = &mut row.out_row[h * head_dim..(h + 1) * head_dim];
-        out_head.fill(0.0);
-        for (j, &p) in visible.clone().zip(head_scores.iter()) {
-            let v_head = &v[j * kv_width + kv_head * head_dim..][..head_dim];
-            for (o, &x) in out_head.iter_mut().zip(v_head) {
-                *o += p * x;
-            }
-        }
-
-        let inv_sum = 1.0 / sum as f32;
-        for o in out_head.iter_mut() {
-            *o *= inv_sum;
+        for (o, &a) in out_head.iter_mut().zip(acc.iter()) {
+            *o = a * inv_sum;
         }
     }
-}
-
-/// Computes the dot product of two equal-length slices with sixteen f32 partial sums, which
-/// the compiler turns into SIMD.
-#[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut acc = [0.0f32; LANES];
-    let chunks = a.len() / LANES * LANES;
-    for (xa, xb) in a[..chunks].chunks_exact(LANES).zip(b[..chunks].chunks_exact(LANES)) {
-        for lane in 0..LANES {
-            acc[lane] += xa[lane] * xb[lane];
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for (x, y) in a[chunks..].iter().zip(&b[chunks..]) {
-        sum += x * y;
-    }
-    sum
 }
 
 #[cfg(test)]

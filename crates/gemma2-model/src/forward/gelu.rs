@@ -16,6 +16,16 @@ pub fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
 }
 
+/// Computes [`gelu_tanh`] with `1 + 0.044715 x²` as one fused multiply-add, as GCC compiles
+/// ggml's `ggml_gelu_f32` on x86-64 (C code built with `-std=gnu11` contracts `a * b + c`).
+///
+/// This rounding is what fills ggml's f16 GELU table; it differs from the unfused formula
+/// in one f16 entry (x = -1.999).
+fn gelu_tanh_fused(x: f32) -> f32 {
+    let inner = (GELU_COEF_A * x).mul_add(x, 1.0);
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * inner).tanh())
+}
+
 /// Returns ggml's GELU table: entry `t` is GELU of the f16 with bits `t`, rounded to f16
 /// (kept here as the f32 value of that f16).
 fn gelu_f16_table() -> &'static [f32] {
@@ -24,7 +34,7 @@ fn gelu_f16_table() -> &'static [f32] {
         (0..=u16::MAX)
             .map(|bits| {
                 let x = half::f16::from_bits(bits).to_f32();
-                half::f16::from_f32(gelu_tanh(x)).to_f32()
+                half::f16::from_f32(gelu_tanh_fused(x)).to_f32()
             })
             .collect()
     })
@@ -65,6 +75,16 @@ mod tests {
     fn tanh_gelu_not_erf_gelu() {
         assert!((gelu_tanh(1.0) - 0.841192).abs() < 1e-6);
         assert!((gelu_tanh(1.0) - 0.841345).abs() > 1e-4);
+    }
+
+    #[test]
+    fn table_entry_uses_fused_rounding() {
+        // f16 0xbfff is -1.999; ggml's table stores f16 0xa9d3 there, the unfused formula
+        // rounds to 0xa9d2.
+        let mut gate = [half::f16::from_bits(0xbfff).to_f32()];
+        geglu_in_place(&mut gate, &[1.0], Numerics::LlamaCpp);
+        assert_eq!(half::f16::from_f32(gate[0]).to_bits(), 0xa9d3);
+        assert_eq!(half::f16::from_f32(gelu_tanh(-1.999_023_4)).to_bits(), 0xa9d2);
     }
 
     #[test]

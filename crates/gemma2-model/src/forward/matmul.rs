@@ -7,7 +7,7 @@ use crate::hook::MatmulHook;
 use crate::tensor::WeightTensor;
 
 /// Computes `out = x · wᵀ`: `x` is `n_batch` rows of `w.n_cols`, `out` is `n_batch` rows of
-/// `w.n_rows`. The hook, when set, first receives `x` under the weight's name.
+/// `w.n_rows`. The hook, when set, first receives `x` under the weight's name, then `out`.
 ///
 /// Activations are quantized to the weight's ggml vec-dot type before the products (Q8_0,
 /// Q8_1, Q8_K, F16, BF16 or none for F32), as ggml's CPU backend does.
@@ -59,6 +59,10 @@ pub(crate) fn matmul_shared_input(
         }
         let quantized = activations.as_ref().expect("set just above");
         kquant::matmul_quantized(&weight, quantized, out).map_err(kernel_error)?;
+
+        if let Some(hook) = hook.as_deref_mut() {
+            hook.on_matmul_output(&w.name, out, n_batch, w.n_rows);
+        }
     }
     Ok(())
 }

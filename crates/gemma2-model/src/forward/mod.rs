@@ -2,6 +2,7 @@
 
 mod attention;
 pub(crate) mod gelu;
+mod ggml_exp;
 mod matmul;
 pub(crate) mod norm;
 mod rope;

@@ -7,6 +7,9 @@ pub(crate) struct RopeTable {
     half: usize,
     cos: Vec<f32>,
     sin: Vec<f32>,
+    /// Whether [`RopeTable::apply`] fuses one product of each rotated value into a
+    /// multiply-add, as GCC compiles ggml's `rotate_pairs`.
+    fused: bool,
 }
 
 impl RopeTable {
@@ -49,10 +52,19 @@ impl RopeTable {
                 }
             }
         }
-        RopeTable { half, cos, sin }
+        RopeTable {
+            half,
+            cos,
+            sin,
+            fused: numerics == Numerics::LlamaCpp,
+        }
     }
 
     /// Rotates every head of `row` (heads of `2 * half` values) for position `pos`.
+    ///
+    /// With [`Numerics::LlamaCpp`] the rotation is `fma(x0, cos, -(x1 sin))` and
+    /// `fma(x0, sin, x1 cos)`, the contraction GCC 12 emits for ggml's x86-64 CPU backend
+    /// (C++ built with `-std=gnu++17`, where `-ffp-contract=fast` is the default).
     pub(crate) fn apply(&self, row: &mut [f32], pos: usize) {
         let half = self.half;
         let cos = &self.cos[pos * half..(pos + 1) * half];
@@ -62,8 +74,13 @@ impl RopeTable {
             for i in 0..half {
                 let x0 = first[i];
                 let x1 = second[i];
-                first[i] = x0 * cos[i] - x1 * sin[i];
-                second[i] = x0 * sin[i] + x1 * cos[i];
+                if self.fused {
+                    first[i] = x0.mul_add(cos[i], -(x1 * sin[i]));
+                    second[i] = x0.mul_add(sin[i], x1 * cos[i]);
+                } else {
+                    first[i] = x0 * cos[i] - x1 * sin[i];
+                    second[i] = x0 * sin[i] + x1 * cos[i];
+                }
             }
         }
     }
@@ -89,6 +106,24 @@ mod tests {
         // Pair 0 (dimensions 0 and 2) turns by 4 radians.
         assert!((row[0] - 4f32.cos()).abs() < 1e-6);
         assert!((row[2] - 4f32.sin()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn llama_cpp_rotation_is_fused() {
+        // x0 cos - x1 sin with x1 sin rounded first: the fused form keeps x0 cos exact.
+        let table = RopeTable::new(2, 2, 10_000.0, 1.0, Numerics::LlamaCpp);
+        let reference = RopeTable::new(2, 2, 10_000.0, 1.0, Numerics::Reference);
+        let (cos, sin) = (table.cos[1], table.sin[1]);
+        let (x0, x1) = (1.000_000_1f32, 0.333_333_3f32);
+
+        let mut fused = [x0, x1];
+        table.apply(&mut fused, 1);
+        assert_eq!(fused[0], x0.mul_add(cos, -(x1 * sin)));
+        assert_eq!(fused[1], x0.mul_add(sin, x1 * cos));
+
+        let mut plain = [x0, x1];
+        reference.apply(&mut plain, 1);
+        assert_eq!(plain[0], x0 * cos - x1 * sin);
     }
 
     #[test]
