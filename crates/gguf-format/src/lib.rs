@@ -4,6 +4,8 @@
 //! [`GgufView::parse`] does the same over any byte slice. Tensor data is then borrowed from
 //! the map or slice without copying. [`GgufWriter`] streams a GGUF v3 file to disk, one
 //! tensor at a time, through a temporary file that is renamed into place only on success.
+//! [`HeaderScanner`] finds where a header ends in a growing prefix of a file, for programs
+//! that read the header from a stream.
 //!
 //! ```
 //! use gguf_format::{GgmlType, GgufFile, GgufWriter, Metadata, Value};

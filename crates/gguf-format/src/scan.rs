@@ -224,8 +224,10 @@ fn skip_strings(bytes: &[u8], mut pos: usize, max: u64) -> (u64, usize) {
             break;
         }
 
-        // `len` is at most 2^30, so the sum cannot overflow.
-        let end = pos + STRING_LENGTH_BYTES + len as usize;
+        // `len` is at most 2^30, so only the sum with `pos` can overflow, on 32-bit targets.
+        let Some(end) = pos.checked_add(STRING_LENGTH_BYTES + len as usize) else {
+            break;
+        };
         if end > bytes.len() {
             break;
         }

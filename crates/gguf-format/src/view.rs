@@ -22,7 +22,10 @@ impl<'a> GgufView<'a> {
     ///
     /// Any [`GgufError`] variant that describes a malformed file: a bad magic or version,
     /// truncation, over-large counts, an invalid key, value or tensor info, or a tensor whose
-    /// data lies outside `bytes`, is misaligned or overlaps another.
+    /// data lies outside `bytes`, is misaligned or overlaps another. When `bytes` ends inside
+    /// the header, the error names the field that was cut and comes from a structural walk
+    /// ([`HeaderScanner`](crate::HeaderScanner)) over the records before the cut, with no
+    /// UTF-8 checks or allocation.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, GgufError> {
         let header = Header::parse(bytes)?;
         Ok(GgufView { bytes, header })
