@@ -288,14 +288,14 @@ fn real_model_every_header_prefix_fails() {
     let Some(path) = common::real_model() else {
         return;
     };
-    let bytes = std::fs::read(&path).unwrap();
-    let file = GgufFile::from_bytes(bytes.clone()).unwrap();
+    let file = GgufFile::open(&path).unwrap();
+    let bytes = file.as_bytes();
     let header_len = file.header_len() as usize;
 
     let layout = Layout::of(&file);
     assert_eq!(layout.pos, header_len, "field lengths do not add up");
     let input = Input {
-        bytes: &bytes,
+        bytes,
         header_len,
         layout: &layout,
         tail_start: layout.array_fit_end,
