@@ -27,8 +27,9 @@ const STRING_LENGTH_BYTES: usize = 8;
 /// The walk checks the magic, the version, the two counts, each string length against
 /// [`MAX_STRING_LENGTH`](crate::MAX_STRING_LENGTH), each value type id, each array count and
 /// each n_dims. It also checks that keys and tensor names are UTF-8, because its errors
-/// name them. It does not check value strings, bools, dimensions, ggml types, duplicate
-/// names, alignment or the data section: [`GgufView::parse`](crate::GgufView::parse) does.
+/// name them. It does not check value strings, bools, dimension values, ggml types,
+/// duplicate names, alignment or the data section: [`GgufView::parse`](crate::GgufView::parse)
+/// does.
 ///
 /// The scanner remembers the last record that it walked in full (a metadata pair, one string
 /// of a string array, or a tensor info), so a later call with a longer prefix resumes there.
