@@ -15,12 +15,19 @@ use kquant::{matmul, WeightMatrix};
 const N_BATCH: usize = 255;
 
 /// (name, weight type, n_cols, n_rows) as in Gemma 3 270M's Q4_K_M file.
-const SHAPES: [(&str, GgmlType, usize, usize); 5] = [
+const SHAPES: [(&str, GgmlType, usize, usize); 10] = [
     ("output_slice", GgmlType::Q8_0, 640, 16_384),
     ("ffn_up", GgmlType::Q5_0, 640, 2048),
     ("ffn_down", GgmlType::Q6_K, 2048, 640),
     ("attn_output", GgmlType::Q4_K, 1024, 640),
     ("attn_q", GgmlType::Q5_0, 640, 1024),
+    // Other types of the imatrix study's mixes. The K-quants and IQ4_XS need n_cols to be
+    // a multiple of 256, so they take ffn_down's shape.
+    ("ffn_up_q4_1", GgmlType::Q4_1, 640, 2048),
+    ("ffn_up_q5_1", GgmlType::Q5_1, 640, 2048),
+    ("ffn_down_q2_k", GgmlType::Q2_K, 2048, 640),
+    ("ffn_down_q3_k", GgmlType::Q3_K, 2048, 640),
+    ("ffn_down_iq4_xs", GgmlType::IQ4_XS, 2048, 640),
 ];
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
