@@ -15,12 +15,14 @@ use kquant::{matmul, WeightMatrix};
 const N_BATCH: usize = 255;
 
 /// (name, weight type, n_cols, n_rows) as in Gemma 3 270M's Q4_K_M file.
-const SHAPES: [(&str, GgmlType, usize, usize); 10] = [
+/// The last entry is ffn_down's shape in Q5_K, the type Q5_K_M files give some of them.
+const SHAPES: [(&str, GgmlType, usize, usize); 11] = [
     ("output_slice", GgmlType::Q8_0, 640, 16_384),
     ("ffn_up", GgmlType::Q5_0, 640, 2048),
     ("ffn_down", GgmlType::Q6_K, 2048, 640),
     ("attn_output", GgmlType::Q4_K, 1024, 640),
     ("attn_q", GgmlType::Q5_0, 640, 1024),
+    ("ffn_down_q5_k", GgmlType::Q5_K, 2048, 640),
     // Other types of the imatrix study's mixes. The K-quants and IQ4_XS need n_cols to be
     // a multiple of 256, so they take ffn_down's shape.
     ("ffn_up_q4_1", GgmlType::Q4_1, 640, 2048),

@@ -95,10 +95,10 @@ pub(crate) fn q4_k_q8_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86::{q4_k_q8_k_avx2, q4_k_q8_k_x4_avx2};
+pub(crate) use x86::{q4_k_q8_k_avx2, q4_k_q8_k_avx512, q4_k_q8_k_x4_avx2, q4_k_q8_k_x4_avx512};
 
 #[cfg(target_arch = "x86_64")]
-pub(super) use x86::{min_products, scale_broadcasts};
+pub(super) use x86::{min_products, nibble_pairs_512, scale_broadcasts, scale_pairs_512, sub_block_pairs_512};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -106,7 +106,7 @@ mod x86 {
 
     use super::super::vec_dot_q6_k::{hsum_float_8_avx2, scaled_chunk, CHUNK};
     use super::{scales_mins, SUB_BLOCKS};
-    use crate::blocks::{BlockQ4K, BlockQ8K};
+    use crate::blocks::{BlockQ4K, BlockQ8K, QK_K};
     use crate::dot::scalar::fp16;
 
     /// Returns, for each sub-block `s`, a register of 16 copies of `scales[s]` as i16
@@ -214,6 +214,126 @@ mod x86 {
             let decoded = decode(w);
             for r in 0..4 {
                 accumulate(&decoded, &a[r][i], &mut acc[r], &mut acc_m[r]);
+            }
+        }
+        std::array::from_fn(|r| finish(acc[r], acc_m[r]))
+    }
+
+    /// Sub-block pairs of a super-block: entry `g` holds sub-blocks `2g` (low 256 bits) and
+    /// `2g + 1` (high 256 bits), which are adjacent in the activations.
+    const PAIRS: usize = SUB_BLOCKS / 2;
+
+    /// Returns the i16 lane indices that give each half of a 512-bit register one scale:
+    /// `index[m] = 2 * pair + m / 16`.
+    const fn pair_index(pair: usize) -> [i16; 32] {
+        let mut index = [0i16; 32];
+        let mut m = 0;
+        while m < 32 {
+            index[m] = (2 * pair + m / 16) as i16;
+            m += 1;
+        }
+        index
+    }
+
+    static PAIR_SCALE_INDEX: [[i16; 32]; PAIRS] = [pair_index(0), pair_index(1), pair_index(2), pair_index(3)];
+
+    /// Returns the scales of each sub-block pair as 16 i16 copies per half, and the 8 mins
+    /// as i16.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    #[inline]
+    pub(in crate::ggml_cpu) unsafe fn scale_pairs_512(unpacked: &[u8; 2 * SUB_BLOCKS]) -> ([__m512i; PAIRS], __m128i) {
+        let mins_and_scales = _mm256_cvtepu8_epi16(_mm_loadu_si128(unpacked.as_ptr().cast()));
+        let wide = _mm512_castsi256_si512(mins_and_scales);
+        let scales = PAIR_SCALE_INDEX.map(|index| {
+            _mm512_permutexvar_epi16(_mm512_loadu_si512(index.as_ptr().cast()), wide)
+        });
+        (scales, _mm256_extracti128_si256::<1>(mins_and_scales))
+    }
+
+    /// Returns the 4-bit codes of each sub-block pair: low nibbles of `qs[32g..32g + 32]`
+    /// for sub-block `2g`, high nibbles for `2g + 1`.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    #[inline]
+    pub(in crate::ggml_cpu) unsafe fn nibble_pairs_512(qs: &[u8; QK_K / 2]) -> [__m512i; PAIRS] {
+        let low_mask = _mm256_set1_epi8(0x0F);
+        std::array::from_fn(|g| {
+            let bytes = _mm256_loadu_si256(qs[CHUNK * g..CHUNK * (g + 1)].as_ptr().cast());
+            let low = _mm256_and_si256(bytes, low_mask);
+            let high = _mm256_and_si256(_mm256_srli_epi16::<4>(bytes), low_mask);
+            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
+        })
+    }
+
+    /// Returns the 8 lane sums of scaled products of one super-block from 512-bit products,
+    /// folded in half, the same integers as the 256-bit loop in [`accumulate`].
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    #[inline]
+    pub(in crate::ggml_cpu) unsafe fn sub_block_pairs_512(codes: &[__m512i; PAIRS], scales: &[__m512i; PAIRS], a: &BlockQ8K) -> __m256i {
+        let mut sumi = _mm512_setzero_si512();
+        for g in 0..PAIRS {
+            let act = _mm512_loadu_si512(a.qs[2 * CHUNK * g..2 * CHUNK * (g + 1)].as_ptr().cast());
+            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(scales[g], _mm512_maddubs_epi16(codes[g], act)));
+        }
+        _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64::<1>(sumi))
+    }
+
+    /// One Q4_K super-block decoded for 512-bit `vpmaddubsw`.
+    struct Decoded512 {
+        codes: [__m512i; PAIRS],
+        scales: [__m512i; PAIRS],
+        mins: __m128i,
+        d: f32,
+        dmin: f32,
+    }
+
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    #[inline]
+    unsafe fn decode_512(w: &BlockQ4K) -> Decoded512 {
+        let (scales, mins) = scale_pairs_512(&scales_mins(&w.scales));
+        Decoded512 { codes: nibble_pairs_512(&w.qs), scales, mins, d: fp16(w.d), dmin: fp16(w.dmin) }
+    }
+
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    #[inline]
+    unsafe fn accumulate_512(w: &Decoded512, a: &BlockQ8K, acc: &mut __m256, acc_m: &mut __m128) {
+        let dmin = -a.d * w.dmin;
+        *acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(min_products(w.mins, a)), *acc_m);
+
+        let sumi = sub_block_pairs_512(&w.codes, &w.scales, a);
+        let d = _mm256_set1_ps(a.d * w.d);
+        *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), *acc);
+    }
+
+    /// Computes [`q4_k_q8_k_avx2`]'s result, bit for bit, with 512-bit integer products.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports AVX2, FMA, AVX-512 F and BW, and `a` has at least as many blocks
+    /// as `w`.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    pub(crate) unsafe fn q4_k_q8_k_avx512(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let mut acc_m = _mm_setzero_ps();
+        for (w, a) in w.iter().zip(a) {
+            accumulate_512(&decode_512(w), a, &mut acc, &mut acc_m);
+        }
+        finish(acc, acc_m)
+    }
+
+    /// Computes [`q4_k_q8_k_avx512`] for four activation rows, decoding each weight block
+    /// once.
+    ///
+    /// # Safety
+    ///
+    /// As [`q4_k_q8_k_avx512`], for every row of `a`.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    pub(crate) unsafe fn q4_k_q8_k_x4_avx512(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut acc_m = [_mm_setzero_ps(); 4];
+        for (i, w) in w.iter().enumerate() {
+            let decoded = decode_512(w);
+            for r in 0..4 {
+                accumulate_512(&decoded, &a[r][i], &mut acc[r], &mut acc_m[r]);
             }
         }
         std::array::from_fn(|r| finish(acc[r], acc_m[r]))

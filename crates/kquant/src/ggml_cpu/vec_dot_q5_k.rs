@@ -57,13 +57,16 @@ pub(crate) fn q5_k_q8_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86::{q5_k_q8_k_avx2, q5_k_q8_k_x4_avx2};
+pub(crate) use x86::{q5_k_q8_k_avx2, q5_k_q8_k_avx512, q5_k_q8_k_x4_avx2, q5_k_q8_k_x4_avx512};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::vec_dot_q4_k::{min_products, scale_broadcasts, scales_mins, SUB_BLOCKS};
+    use super::super::vec_dot_q4_k::{
+        min_products, nibble_pairs_512, scale_broadcasts, scale_pairs_512, scales_mins, sub_block_pairs_512,
+        SUB_BLOCKS,
+    };
     use super::super::vec_dot_q6_k::{hsum_float_8_avx2, scaled_chunk, CHUNK};
     use crate::blocks::{BlockQ5K, BlockQ8K};
     use crate::dot::scalar::fp16;
@@ -93,8 +96,8 @@ mod x86 {
             ];
             for (half, nibbles) in nibbles.into_iter().enumerate() {
                 let s = 2 * g + half;
-                // Bit s of every qh byte moved to bit 4; vpcmpeqb then a mask of 16 does the
-                // same without a variable shift.
+                // Bit 4 of the code is bit s of the qh byte. ggml shifts the bit into place,
+                // a compare against the bit and a mask of 16 give the same bytes.
                 let bit = _mm256_set1_epi8((1u8 << s) as i8);
                 let set = _mm256_cmpeq_epi8(_mm256_and_si256(high_bits, bit), bit);
                 codes[s] = _mm256_or_si256(nibbles, _mm256_and_si256(set, _mm256_set1_epi8(16)));
@@ -151,6 +154,88 @@ mod x86 {
             let decoded = decode(w);
             for r in 0..4 {
                 accumulate(&decoded, &a[r][i], &mut acc[r], &mut summs[r]);
+            }
+        }
+        std::array::from_fn(|r| hsum_float_8_avx2(acc[r]) + summs[r])
+    }
+
+    /// Sub-block pairs of a super-block, as in [`nibble_pairs_512`].
+    const PAIRS: usize = SUB_BLOCKS / 2;
+
+    /// One Q5_K super-block decoded for 512-bit `vpmaddubsw`: entry `g` holds sub-blocks
+    /// `2g` and `2g + 1`.
+    struct Decoded512 {
+        codes: [__m512i; PAIRS],
+        scales: [__m512i; PAIRS],
+        mins: __m128i,
+        d: f32,
+        dmin: f32,
+    }
+
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    #[inline]
+    unsafe fn decode_512(w: &BlockQ5K) -> Decoded512 {
+        let (scales, mins) = scale_pairs_512(&scales_mins(&w.scales));
+        let high_bits = _mm256_loadu_si256(w.qh.as_ptr().cast());
+        let high_bits = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(high_bits), high_bits);
+        let mut codes = nibble_pairs_512(&w.qs);
+
+        // Sub-block s takes bit s of each qh byte as bit 4 of its code.
+        for (g, codes) in codes.iter_mut().enumerate() {
+            let low_bit = _mm256_set1_epi8((1u8 << (2 * g)) as i8);
+            let high_bit = _mm256_set1_epi8((1u8 << (2 * g + 1)) as i8);
+            let bits = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low_bit), high_bit);
+            let set = _mm512_test_epi8_mask(high_bits, bits);
+            *codes = _mm512_mask_add_epi8(*codes, set, *codes, _mm512_set1_epi8(16));
+        }
+
+        Decoded512 { codes, scales, mins, d: fp16(w.d), dmin: fp16(w.dmin) }
+    }
+
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    #[inline]
+    unsafe fn accumulate_512(w: &Decoded512, a: &BlockQ8K, acc: &mut __m256, summs: &mut f32) {
+        let dmin = -a.d * w.dmin;
+        let products = min_products(w.mins, a);
+        let pair = _mm_add_epi32(products, _mm_unpackhi_epi64(products, products));
+        let min_sum = _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32::<0b01>(pair)));
+        *summs = dmin.mul_add(min_sum as f32, *summs);
+
+        let sumi = sub_block_pairs_512(&w.codes, &w.scales, a);
+        let d = _mm256_set1_ps(a.d * w.d);
+        *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), *acc);
+    }
+
+    /// Computes [`q5_k_q8_k_avx2`]'s result, bit for bit, with 512-bit integer products.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports AVX2, FMA, AVX-512 F and BW, and `a` has at least as many blocks
+    /// as `w`.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    pub(crate) unsafe fn q5_k_q8_k_avx512(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let mut summs = 0.0f32;
+        for (w, a) in w.iter().zip(a) {
+            accumulate_512(&decode_512(w), a, &mut acc, &mut summs);
+        }
+        hsum_float_8_avx2(acc) + summs
+    }
+
+    /// Computes [`q5_k_q8_k_avx512`] for four activation rows, decoding each weight block
+    /// once.
+    ///
+    /// # Safety
+    ///
+    /// As [`q5_k_q8_k_avx512`], for every row of `a`.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    pub(crate) unsafe fn q5_k_q8_k_x4_avx512(w: &[BlockQ5K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut summs = [0.0f32; 4];
+        for (i, w) in w.iter().enumerate() {
+            let decoded = decode_512(w);
+            for r in 0..4 {
+                accumulate_512(&decoded, &a[r][i], &mut acc[r], &mut summs[r]);
             }
         }
         std::array::from_fn(|r| hsum_float_8_avx2(acc[r]) + summs[r])

@@ -83,7 +83,7 @@ pub(crate) fn q6_k_q8_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86::{q6_k_q8_k_avx2, q6_k_q8_k_x4_avx2};
+pub(crate) use x86::{q6_k_q8_k_avx2, q6_k_q8_k_avx512, q6_k_q8_k_x4_avx2, q6_k_q8_k_x4_avx512};
 
 #[cfg(target_arch = "x86_64")]
 pub(super) use x86::{hsum_float_8_avx2, scaled_chunk};
@@ -109,8 +109,8 @@ mod x86 {
     /// `scales` in ggml's lane layout: i32 lane `k` gets the four products of bytes
     /// `4k..4k + 4`, each pair weighted by the scale of its i16 position.
     ///
-    /// `vpmaddubsw` saturates pairs to i16, which cannot happen here: codes are below 64 and
-    /// activations at least -128, so a pair is at most 2 * 63 * 128 = 16128 in magnitude.
+    /// Callers pass codes in `0..64`, so the i16 pair sums of `vpmaddubsw` never saturate:
+    /// with activations in `-128..=127` a pair is at most 2 * 63 * 128 = 16128 in magnitude.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     pub(in crate::ggml_cpu) unsafe fn scaled_chunk(codes: __m256i, act: __m256i, scales: __m256i) -> __m256i {
@@ -231,6 +231,115 @@ mod x86 {
                 let a = &a[i];
                 let d = _mm256_set1_ps(a.d * decoded.d);
                 *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes(&decoded, a)), *acc);
+            }
+        }
+        acc.map(|acc| hsum_float_8_avx2(acc))
+    }
+
+    /// Returns the i16 lane indices that spread four consecutive scales over a 512-bit
+    /// register, eight copies each: `index[m] = first + m / 8`.
+    const fn scale_index(first: i16) -> [i16; 32] {
+        let mut index = [0i16; 32];
+        let mut m = 0;
+        while m < 32 {
+            index[m] = first + (m / 8) as i16;
+            m += 1;
+        }
+        index
+    }
+
+    /// `vpermw` indices for chunk pairs 0..4: pair `p` covers groups `4p..4p + 4`.
+    static PAIR_SCALE_INDEX: [[i16; 32]; 4] =
+        [scale_index(0), scale_index(4), scale_index(8), scale_index(12)];
+
+    /// One Q6_K super-block decoded for 512-bit `vpmaddubsw`: entry `p` holds chunks `2p`
+    /// (low 256 bits) and `2p + 1` (high 256 bits), which are adjacent in the activations.
+    struct Decoded512 {
+        codes: [__m512i; 4],
+        scales: [__m512i; 4],
+        /// `sc[g]` as i16, for the offset term.
+        scales_16: __m256i,
+        d: f32,
+    }
+
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    #[inline]
+    unsafe fn decode_512(w: &BlockQ6K) -> Decoded512 {
+        let low_mask = _mm512_set1_epi8(0x0F);
+        let scales_16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.scales.as_ptr().cast()));
+
+        let mut codes = [_mm512_setzero_si512(); 4];
+        for h in 0..2 {
+            let ql = _mm512_loadu_si512(w.ql[64 * h..64 * h + 64].as_ptr().cast());
+            let qh = load(&w.qh[CHUNK * h..]);
+
+            // The high half contains qh shifted right by 2, so one mask serves both chunks of a pair:
+            // bits 0-1 and 2-3 for chunks 4h and 4h + 1, bits 4-5 and 6-7 for 4h + 2, 4h + 3.
+            let qh_pair = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qh), _mm256_srli_epi16::<2>(qh));
+            let high_01 = _mm512_slli_epi16::<4>(_mm512_and_si512(qh_pair, _mm512_set1_epi8(3)));
+            let high_23 = _mm512_and_si512(qh_pair, _mm512_set1_epi8(48));
+
+            codes[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, low_mask), high_01);
+            codes[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(ql), low_mask), high_23);
+        }
+
+        let wide_scales = _mm512_castsi256_si512(scales_16);
+        let scales = PAIR_SCALE_INDEX.map(|index| {
+            _mm512_permutexvar_epi16(_mm512_loadu_si512(index.as_ptr().cast()), wide_scales)
+        });
+
+        Decoded512 { codes, scales, scales_16, d: fp16(w.d) }
+    }
+
+    /// Returns the same 8 lane sums as [`lanes`], from 512-bit products folded in half.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    #[inline]
+    unsafe fn lanes_512(w: &Decoded512, a: &BlockQ8K) -> __m256i {
+        let mut sumi = _mm512_setzero_si512();
+        for p in 0..4 {
+            let act = _mm512_loadu_si512(a.qs[2 * CHUNK * p..2 * CHUNK * (p + 1)].as_ptr().cast());
+            let products = _mm512_madd_epi16(w.scales[p], _mm512_maddubs_epi16(w.codes[p], act));
+            sumi = _mm512_add_epi32(sumi, products);
+        }
+        let folded = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64::<1>(sumi));
+
+        let bsums = _mm256_loadu_si256(a.bsums.as_ptr().cast());
+        let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(bsums, w.scales_16));
+        _mm256_sub_epi32(folded, offset)
+    }
+
+    /// Computes [`q6_k_q8_k_avx2`]'s result, bit for bit, with 512-bit integer products.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports AVX2, FMA, AVX-512 F and BW, and `a` has at least as many blocks
+    /// as `w`.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    pub(crate) unsafe fn q6_k_q8_k_avx512(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        for (w, a) in w.iter().zip(a) {
+            let decoded = decode_512(w);
+            let d = _mm256_set1_ps(a.d * decoded.d);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes_512(&decoded, a)), acc);
+        }
+        hsum_float_8_avx2(acc)
+    }
+
+    /// Computes [`q6_k_q8_k_avx512`] for four activation rows, decoding each weight block
+    /// once.
+    ///
+    /// # Safety
+    ///
+    /// As [`q6_k_q8_k_avx512`], for every row of `a`.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    pub(crate) unsafe fn q6_k_q8_k_x4_avx512(w: &[BlockQ6K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, w) in w.iter().enumerate() {
+            let decoded = decode_512(w);
+            for (acc, a) in acc.iter_mut().zip(a) {
+                let a = &a[i];
+                let d = _mm256_set1_ps(a.d * decoded.d);
+                *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes_512(&decoded, a)), *acc);
             }
         }
         acc.map(|acc| hsum_float_8_avx2(acc))
