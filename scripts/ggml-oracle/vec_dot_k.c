@@ -2,11 +2,11 @@
  * Writes golden outputs of ggml's x86-64 `ggml_vec_dot_q{4,5,6}_K_q8_K` kernels for
  * crates/kquant/tests/ggml_cpu_vec_dot_k.rs.
  *
- * The program builds deterministic weights and activations, quantizes the weights with
- * ggml_quantize_chunk and the activations with quantize_row_q8_K (the conversion ggml's CPU
- * backend applies before a Q4_K, Q5_K or Q6_K matrix product), and calls the vec-dot kernel
- * once per (weight row, activation row), as ggml_compute_forward_mul_mat does for these
- * types on x86-64. Each output is the kernel's own f32 result.
+ * The program builds deterministic weights and activations. It quantizes the weights with
+ * ggml_quantize_chunk and the activations with quantize_row_q8_K, the conversion ggml's CPU
+ * backend applies before a Q4_K, Q5_K or Q6_K matrix product. Then it calls the vec-dot
+ * kernel once per (weight row, activation row), as ggml_compute_forward_mul_mat does for
+ * these types on x86-64, and writes each f32 result.
  *
  * Build and run against llama.cpp b11312 (built with GGML_NATIVE=ON on an AVX-512 CPU):
  *
@@ -36,8 +36,8 @@
 #define QK_K 256
 #define Q8_K_BLOCK_BYTES 292
 
-// Prototypes of the kernels from ggml-cpu/quants.h; that header needs ggml-common.h's
-// internal macros, so the two declarations are repeated here.
+// Prototypes from ggml-cpu/quants.h. That header needs ggml-common.h's internal macros, so
+// the declarations are repeated here.
 void quantize_row_q8_K(const float *x, void *y, int64_t k);
 typedef void (*vec_dot_fn)(int n, float *s, size_t bs, const void *vx, size_t bx,
                            const void *vy, size_t by, int nrc);
@@ -95,8 +95,8 @@ static void make_weights(float *w, int n_cols, int n_rows, uint64_t seed) {
     }
 }
 
-// Extreme rows: constant and saturating values, so the integer lane sums reach millions and
-// the Q8_K codes hit -128 and 127.
+// Extreme rows: constant and alternating values, so the Q8_K codes are all -127 or 127 and
+// the integer lane sums reach about 12 million (Q6_K).
 static void make_extreme_weights(float *w, int n_cols, int n_rows) {
     for (int r = 0; r < n_rows; r++) {
         for (int c = 0; c < n_cols; c++) {

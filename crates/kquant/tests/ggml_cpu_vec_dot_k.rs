@@ -2,7 +2,7 @@
 //! (`ggml_vec_dot_q{4,5,6}_K_q8_K` of llama.cpp b11312), compared bit for bit.
 //!
 //! The golden files in `tests/data/ggml-cpu/vec-dot-k` come from
-//! `scripts/ggml-oracle/vec_dot_k.c`; their README says how.
+//! `scripts/ggml-oracle/vec_dot_k.c`, whose header comment gives the build command.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +26,10 @@ fn read(name: &str) -> Vec<u8> {
 }
 
 fn read_f32(name: &str) -> Vec<f32> {
-    read(name).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    read(name)
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 /// One line of `cases.txt`.
@@ -42,7 +45,10 @@ struct Case {
 
 impl Case {
     fn name(&self) -> String {
-        format!("{} {}x{} batch {}", self.ggml_type, self.n_cols, self.n_rows, self.n_batch)
+        format!(
+            "{} {}x{} batch {}",
+            self.ggml_type, self.n_cols, self.n_rows, self.n_batch
+        )
     }
 }
 
@@ -77,47 +83,81 @@ fn cases(ggml_type: GgmlType) -> Vec<Case> {
 
 /// Returns "index: expected vs found" for up to [`SHOWN_MISMATCHES`] differing outputs.
 fn mismatches(expected: &[f32], found: &[f32]) -> (usize, String) {
-    let differing: Vec<usize> =
-        (0..expected.len()).filter(|&i| expected[i].to_bits() != found[i].to_bits()).collect();
-    let shown = differing
+    let differing: Vec<usize> = (0..expected.len())
+        .filter(|&i| expected[i].to_bits() != found[i].to_bits())
+        .collect();
+    let listed = differing
         .iter()
         .take(SHOWN_MISMATCHES)
-        .map(|&i| format!("[{i}] ggml {:e} ({:#010x}) vs {:e} ({:#010x})", expected[i], expected[i].to_bits(), found[i], found[i].to_bits()))
+        .map(|&i| {
+            format!(
+                "[{i}] ggml {:e} ({:#010x}) vs {:e} ({:#010x})",
+                expected[i],
+                expected[i].to_bits(),
+                found[i],
+                found[i].to_bits()
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ");
-    (differing.len(), shown)
+    (differing.len(), listed)
 }
 
 /// Checks every case of `ggml_type` for every batch prefix and every supported ISA.
 fn check_type(ggml_type: GgmlType) {
     for case in cases(ggml_type) {
         let weight_bytes = read(&case.weight_file);
-        let weight = WeightMatrix::new(case.ggml_type, &weight_bytes, case.n_cols, case.n_rows).unwrap();
+        let weight =
+            WeightMatrix::new(case.ggml_type, &weight_bytes, case.n_cols, case.n_rows).unwrap();
         let x = read_f32(&format!("{}.f32", case.act_stem));
         let q8_golden = read(&format!("{}.q8_k", case.act_stem));
         let expected = read_f32(&case.out_file);
-        assert_eq!(expected.len(), case.n_batch * case.n_rows, "{}: output file length", case.name());
+        assert_eq!(
+            expected.len(),
+            case.n_batch * case.n_rows,
+            "{}: output file length",
+            case.name()
+        );
 
         let all = quantize_activations(GgmlType::Q8_K, &x, case.n_batch, case.n_cols).unwrap();
-        assert!(all.as_bytes() == q8_golden.as_slice(), "{}: Q8_K activations differ from ggml's", case.name());
+        assert!(
+            all.as_bytes() == q8_golden.as_slice(),
+            "{}: Q8_K activations differ from ggml's",
+            case.name()
+        );
 
-        let batches = BATCHES.iter().copied().filter(|&n| n < case.n_batch).chain([case.n_batch]);
+        let batches = BATCHES
+            .iter()
+            .copied()
+            .filter(|&n| n < case.n_batch)
+            .chain([case.n_batch]);
         for n_batch in batches {
-            let acts = quantize_activations(GgmlType::Q8_K, &x[..n_batch * case.n_cols], n_batch, case.n_cols).unwrap();
+            let acts = quantize_activations(
+                GgmlType::Q8_K,
+                &x[..n_batch * case.n_cols],
+                n_batch,
+                case.n_cols,
+            )
+            .unwrap();
             let expected = &expected[..n_batch * case.n_rows];
 
             for isa in Isa::supported() {
                 let mut out = vec![f32::NAN; n_batch * case.n_rows];
                 matmul_quantized_with_isa(isa, &weight, &acts, &mut out).unwrap();
 
-                let (n_differing, shown) = mismatches(expected, &out);
+                let (n_differing, listed) = mismatches(expected, &out);
                 println!(
                     "{} prefix {n_batch} {isa:?}: {}/{} outputs bit-identical",
                     case.name(),
                     expected.len() - n_differing,
                     expected.len()
                 );
-                assert_eq!(n_differing, 0, "{} prefix {n_batch} {isa:?}: {shown}", case.name());
+                assert_eq!(
+                    n_differing,
+                    0,
+                    "{} prefix {n_batch} {isa:?}: {listed}",
+                    case.name()
+                );
             }
         }
     }
@@ -139,12 +179,17 @@ fn q4_k_matches_ggml_bits() {
 }
 
 #[test]
-fn repacked_q4_k_single_row_matches_ggml_bits() {
+fn repacked_q4_k_odd_rows_use_vec_dot() {
     // A repacked Q4_K matrix whose row count is not a multiple of 8 cannot be repacked, so
     // ggml multiplies it with the plain vec-dot kernel.
-    let case = cases(GgmlType::Q4_K).into_iter().find(|c| c.n_rows % 8 != 0).expect("a Q4_K case with n_rows % 8 != 0");
+    let case = cases(GgmlType::Q4_K)
+        .into_iter()
+        .find(|c| c.n_rows % 8 != 0)
+        .expect("a Q4_K case with n_rows % 8 != 0");
     let weight_bytes = read(&case.weight_file);
-    let weight = WeightMatrix::new(GgmlType::Q4_K, &weight_bytes, case.n_cols, case.n_rows).unwrap().with_repack(true);
+    let weight = WeightMatrix::new(GgmlType::Q4_K, &weight_bytes, case.n_cols, case.n_rows)
+        .unwrap()
+        .with_repack(true);
     let x = read_f32(&format!("{}.f32", case.act_stem));
     let acts = quantize_activations(GgmlType::Q8_K, &x, case.n_batch, case.n_cols).unwrap();
     let expected = read_f32(&case.out_file);
@@ -152,6 +197,6 @@ fn repacked_q4_k_single_row_matches_ggml_bits() {
     let mut out = vec![f32::NAN; expected.len()];
     matmul_quantized_with_isa(Isa::detect(), &weight, &acts, &mut out).unwrap();
 
-    let (n_differing, shown) = mismatches(&expected, &out);
-    assert_eq!(n_differing, 0, "{}: {shown}", case.name());
+    let (n_differing, listed) = mismatches(&expected, &out);
+    assert_eq!(n_differing, 0, "{}: {listed}", case.name());
 }

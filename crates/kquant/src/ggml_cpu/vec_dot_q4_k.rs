@@ -34,7 +34,14 @@ pub(super) fn scales_mins(packed: &[u8; K_SCALE_SIZE]) -> [u8; 2 * SUB_BLOCKS] {
     const LOW_4: u32 = 0x0f0f_0f0f;
     const LOW_2: u32 = 0x0303_0303;
 
-    let word = |i: usize| u32::from_le_bytes([packed[4 * i], packed[4 * i + 1], packed[4 * i + 2], packed[4 * i + 3]]);
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            packed[4 * i],
+            packed[4 * i + 1],
+            packed[4 * i + 2],
+            packed[4 * i + 3],
+        ])
+    };
     let (w0, w1, w2) = (word(0), word(1), word(2));
 
     let scales_low = w0 & LOW_6;
@@ -43,7 +50,10 @@ pub(super) fn scales_mins(packed: &[u8; K_SCALE_SIZE]) -> [u8; 2 * SUB_BLOCKS] {
     let mins_high = ((w2 >> 4) & LOW_4) | (((w1 >> 6) & LOW_2) << 4);
 
     let mut out = [0u8; 2 * SUB_BLOCKS];
-    for (i, word) in [scales_low, scales_high, mins_low, mins_high].into_iter().enumerate() {
+    for (i, word) in [scales_low, scales_high, mins_low, mins_high]
+        .into_iter()
+        .enumerate()
+    {
         out[4 * i..4 * i + 4].copy_from_slice(&word.to_le_bytes());
     }
     out
@@ -55,7 +65,8 @@ pub(super) fn scales_mins(packed: &[u8; K_SCALE_SIZE]) -> [u8; 2 * SUB_BLOCKS] {
 pub(super) fn min_lanes(mins: &[u8], a: &BlockQ8K) -> [i32; MIN_LANES] {
     let sub_block_sum = |s: usize| i32::from(a.bsums[2 * s]) + i32::from(a.bsums[2 * s + 1]);
     std::array::from_fn(|i| {
-        i32::from(mins[2 * i]) * sub_block_sum(2 * i) + i32::from(mins[2 * i + 1]) * sub_block_sum(2 * i + 1)
+        i32::from(mins[2 * i]) * sub_block_sum(2 * i)
+            + i32::from(mins[2 * i + 1]) * sub_block_sum(2 * i + 1)
     })
 }
 
@@ -64,7 +75,11 @@ fn block_lanes(w: &BlockQ4K, scales: &[u8], a: &BlockQ8K) -> [i32; LANES] {
     let mut lanes = [0i32; LANES];
     for e in 0..QK_K {
         let byte = w.qs[CHUNK * (e / 64) + e % CHUNK];
-        let code = if e % 64 < CHUNK { byte & 0x0F } else { byte >> 4 };
+        let code = if e % 64 < CHUNK {
+            byte & 0x0F
+        } else {
+            byte >> 4
+        };
         let scale = i32::from(scales[e / CHUNK]);
         lanes[(e % CHUNK) / 4] += scale * i32::from(code) * i32::from(a.qs[e]);
     }
@@ -98,7 +113,9 @@ pub(crate) fn q4_k_q8_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
 pub(crate) use x86::{q4_k_q8_k_avx2, q4_k_q8_k_avx512, q4_k_q8_k_x4_avx2, q4_k_q8_k_x4_avx512};
 
 #[cfg(target_arch = "x86_64")]
-pub(super) use x86::{min_products, nibble_pairs_512, scale_broadcasts, scale_pairs_512, sub_block_pairs_512};
+pub(super) use x86::{
+    min_products, nibble_pairs_512, scale_broadcasts, scale_pairs_512, sub_block_pairs_512,
+};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -113,7 +130,9 @@ mod x86 {
     /// (ggml's `get_scale_shuffle_k4`), and the 8 mins as i16.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    pub(in crate::ggml_cpu) unsafe fn scale_broadcasts(unpacked: &[u8; 2 * SUB_BLOCKS]) -> ([__m256i; SUB_BLOCKS], __m128i) {
+    pub(in crate::ggml_cpu) unsafe fn scale_broadcasts(
+        unpacked: &[u8; 2 * SUB_BLOCKS],
+    ) -> ([__m256i; SUB_BLOCKS], __m128i) {
         let mins_and_scales = _mm256_cvtepu8_epi16(_mm_loadu_si128(unpacked.as_ptr().cast()));
         let scales_128 = _mm256_castsi256_si128(mins_and_scales);
         let scales = _mm256_set_m128i(scales_128, scales_128);
@@ -132,7 +151,10 @@ mod x86 {
     #[inline]
     pub(in crate::ggml_cpu) unsafe fn min_products(mins: __m128i, a: &BlockQ8K) -> __m128i {
         let bsums = _mm256_loadu_si256(a.bsums.as_ptr().cast());
-        let sub_block_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256::<1>(bsums));
+        let sub_block_sums = _mm_hadd_epi16(
+            _mm256_castsi256_si128(bsums),
+            _mm256_extracti128_si256::<1>(bsums),
+        );
         _mm_madd_epi16(mins, sub_block_sums)
     }
 
@@ -158,7 +180,13 @@ mod x86 {
             codes[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(bytes), low_mask);
         }
 
-        Decoded { codes, scales, mins, d: fp16(w.d), dmin: fp16(w.dmin) }
+        Decoded {
+            codes,
+            scales,
+            mins,
+            d: fp16(w.d),
+            dmin: fp16(w.dmin),
+        }
     }
 
     /// Adds one super-block's terms to the 8 product lanes and the 4 min lanes.
@@ -166,7 +194,11 @@ mod x86 {
     #[inline]
     unsafe fn accumulate(w: &Decoded, a: &BlockQ8K, acc: &mut __m256, acc_m: &mut __m128) {
         let dmin = -a.d * w.dmin;
-        *acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(min_products(w.mins, a)), *acc_m);
+        *acc_m = _mm_fmadd_ps(
+            _mm_set1_ps(dmin),
+            _mm_cvtepi32_ps(min_products(w.mins, a)),
+            *acc_m,
+        );
 
         let mut sumi = _mm256_setzero_si256();
         for s in 0..SUB_BLOCKS {
@@ -219,8 +251,8 @@ mod x86 {
         std::array::from_fn(|r| finish(acc[r], acc_m[r]))
     }
 
-    /// Sub-block pairs of a super-block: entry `g` holds sub-blocks `2g` (low 256 bits) and
-    /// `2g + 1` (high 256 bits), which are adjacent in the activations.
+    /// Sub-block pairs per super-block. Register `g` of a pair array holds sub-blocks `2g`
+    /// (low 256 bits) and `2g + 1` (high 256 bits), which are adjacent in the activations.
     const PAIRS: usize = SUB_BLOCKS / 2;
 
     /// Returns the i16 lane indices that give each half of a 512-bit register one scale:
@@ -235,18 +267,20 @@ mod x86 {
         index
     }
 
-    static PAIR_SCALE_INDEX: [[i16; 32]; PAIRS] = [pair_index(0), pair_index(1), pair_index(2), pair_index(3)];
+    static PAIR_SCALE_INDEX: [[i16; 32]; PAIRS] =
+        [pair_index(0), pair_index(1), pair_index(2), pair_index(3)];
 
     /// Returns the scales of each sub-block pair as 16 i16 copies per half, and the 8 mins
     /// as i16.
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
     #[inline]
-    pub(in crate::ggml_cpu) unsafe fn scale_pairs_512(unpacked: &[u8; 2 * SUB_BLOCKS]) -> ([__m512i; PAIRS], __m128i) {
+    pub(in crate::ggml_cpu) unsafe fn scale_pairs_512(
+        unpacked: &[u8; 2 * SUB_BLOCKS],
+    ) -> ([__m512i; PAIRS], __m128i) {
         let mins_and_scales = _mm256_cvtepu8_epi16(_mm_loadu_si128(unpacked.as_ptr().cast()));
         let wide = _mm512_castsi256_si512(mins_and_scales);
-        let scales = PAIR_SCALE_INDEX.map(|index| {
-            _mm512_permutexvar_epi16(_mm512_loadu_si512(index.as_ptr().cast()), wide)
-        });
+        let scales = PAIR_SCALE_INDEX
+            .map(|index| _mm512_permutexvar_epi16(_mm512_loadu_si512(index.as_ptr().cast()), wide));
         (scales, _mm256_extracti128_si256::<1>(mins_and_scales))
     }
 
@@ -268,13 +302,23 @@ mod x86 {
     /// folded in half, the same integers as the 256-bit loop in [`accumulate`].
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
     #[inline]
-    pub(in crate::ggml_cpu) unsafe fn sub_block_pairs_512(codes: &[__m512i; PAIRS], scales: &[__m512i; PAIRS], a: &BlockQ8K) -> __m256i {
+    pub(in crate::ggml_cpu) unsafe fn sub_block_pairs_512(
+        codes: &[__m512i; PAIRS],
+        scales: &[__m512i; PAIRS],
+        a: &BlockQ8K,
+    ) -> __m256i {
         let mut sumi = _mm512_setzero_si512();
         for g in 0..PAIRS {
             let act = _mm512_loadu_si512(a.qs[2 * CHUNK * g..2 * CHUNK * (g + 1)].as_ptr().cast());
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(scales[g], _mm512_maddubs_epi16(codes[g], act)));
+            sumi = _mm512_add_epi32(
+                sumi,
+                _mm512_madd_epi16(scales[g], _mm512_maddubs_epi16(codes[g], act)),
+            );
         }
-        _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64::<1>(sumi))
+        _mm256_add_epi32(
+            _mm512_castsi512_si256(sumi),
+            _mm512_extracti64x4_epi64::<1>(sumi),
+        )
     }
 
     /// One Q4_K super-block decoded for 512-bit `vpmaddubsw`.
@@ -290,14 +334,24 @@ mod x86 {
     #[inline]
     unsafe fn decode_512(w: &BlockQ4K) -> Decoded512 {
         let (scales, mins) = scale_pairs_512(&scales_mins(&w.scales));
-        Decoded512 { codes: nibble_pairs_512(&w.qs), scales, mins, d: fp16(w.d), dmin: fp16(w.dmin) }
+        Decoded512 {
+            codes: nibble_pairs_512(&w.qs),
+            scales,
+            mins,
+            d: fp16(w.d),
+            dmin: fp16(w.dmin),
+        }
     }
 
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
     #[inline]
     unsafe fn accumulate_512(w: &Decoded512, a: &BlockQ8K, acc: &mut __m256, acc_m: &mut __m128) {
         let dmin = -a.d * w.dmin;
-        *acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(min_products(w.mins, a)), *acc_m);
+        *acc_m = _mm_fmadd_ps(
+            _mm_set1_ps(dmin),
+            _mm_cvtepi32_ps(min_products(w.mins, a)),
+            *acc_m,
+        );
 
         let sumi = sub_block_pairs_512(&w.codes, &w.scales, a);
         let d = _mm256_set1_ps(a.d * w.d);

@@ -20,7 +20,11 @@ use crate::dot::scalar::fp16;
 #[inline]
 fn code(w: &BlockQ5K, e: usize) -> i32 {
     let byte = w.qs[CHUNK * (e / 64) + e % CHUNK];
-    let nibble = if e % 64 < CHUNK { byte & 0x0F } else { byte >> 4 };
+    let nibble = if e % 64 < CHUNK {
+        byte & 0x0F
+    } else {
+        byte >> 4
+    };
     let high = (w.qh[e % CHUNK] >> (e / CHUNK)) & 1;
     i32::from(nibble | (high << 4))
 }
@@ -64,8 +68,8 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::vec_dot_q4_k::{
-        min_products, nibble_pairs_512, scale_broadcasts, scale_pairs_512, scales_mins, sub_block_pairs_512,
-        SUB_BLOCKS,
+        min_products, nibble_pairs_512, scale_broadcasts, scale_pairs_512, scales_mins,
+        sub_block_pairs_512, SUB_BLOCKS,
     };
     use super::super::vec_dot_q6_k::{hsum_float_8_avx2, scaled_chunk, CHUNK};
     use crate::blocks::{BlockQ5K, BlockQ8K};
@@ -104,7 +108,13 @@ mod x86 {
             }
         }
 
-        Decoded { codes, scales, mins, d: fp16(w.d), dmin: fp16(w.dmin) }
+        Decoded {
+            codes,
+            scales,
+            mins,
+            d: fp16(w.d),
+            dmin: fp16(w.dmin),
+        }
     }
 
     /// Adds one super-block's terms to the 8 product lanes and the scalar min sum.
@@ -159,7 +169,7 @@ mod x86 {
         std::array::from_fn(|r| hsum_float_8_avx2(acc[r]) + summs[r])
     }
 
-    /// Sub-block pairs of a super-block, as in [`nibble_pairs_512`].
+    /// Sub-block pairs per super-block, one 512-bit register each as in [`nibble_pairs_512`].
     const PAIRS: usize = SUB_BLOCKS / 2;
 
     /// One Q5_K super-block decoded for 512-bit `vpmaddubsw`: entry `g` holds sub-blocks
@@ -189,7 +199,13 @@ mod x86 {
             *codes = _mm512_mask_add_epi8(*codes, set, *codes, _mm512_set1_epi8(16));
         }
 
-        Decoded512 { codes, scales, mins, d: fp16(w.d), dmin: fp16(w.dmin) }
+        Decoded512 {
+            codes,
+            scales,
+            mins,
+            d: fp16(w.d),
+            dmin: fp16(w.dmin),
+        }
     }
 
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]

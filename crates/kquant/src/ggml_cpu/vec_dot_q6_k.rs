@@ -34,7 +34,12 @@ const CODE_OFFSET: i32 = 32;
 /// then lanes 2 and 3 onto 0 and 1, then lane 1 onto lane 0.
 #[inline]
 pub(super) fn hsum_float_8(acc: [f32; LANES]) -> f32 {
-    let quad = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
+    let quad = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
     let pair = [quad[0] + quad[2], quad[1] + quad[3]];
     pair[0] + pair[1]
 }
@@ -113,7 +118,11 @@ mod x86 {
     /// with activations in `-128..=127` a pair is at most 2 * 63 * 128 = 16128 in magnitude.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    pub(in crate::ggml_cpu) unsafe fn scaled_chunk(codes: __m256i, act: __m256i, scales: __m256i) -> __m256i {
+    pub(in crate::ggml_cpu) unsafe fn scaled_chunk(
+        codes: __m256i,
+        act: __m256i,
+        scales: __m256i,
+    ) -> __m256i {
         _mm256_madd_epi16(scales, _mm256_maddubs_epi16(codes, act))
     }
 
@@ -182,7 +191,12 @@ mod x86 {
             *scale = _mm256_cvtepi8_epi16(picked);
         }
 
-        Decoded { codes, scales, scales_16: _mm256_cvtepi8_epi16(scales_8), d: fp16(w.d) }
+        Decoded {
+            codes,
+            scales,
+            scales_16: _mm256_cvtepi8_epi16(scales_8),
+            d: fp16(w.d),
+        }
     }
 
     /// Returns the 8 exact lane sums of a decoded block against `a`, offset removed.
@@ -249,8 +263,12 @@ mod x86 {
     }
 
     /// `vpermw` indices for chunk pairs 0..4: pair `p` covers groups `4p..4p + 4`.
-    static PAIR_SCALE_INDEX: [[i16; 32]; 4] =
-        [scale_index(0), scale_index(4), scale_index(8), scale_index(12)];
+    static PAIR_SCALE_INDEX: [[i16; 32]; 4] = [
+        scale_index(0),
+        scale_index(4),
+        scale_index(8),
+        scale_index(12),
+    ];
 
     /// One Q6_K super-block decoded for 512-bit `vpmaddubsw`: entry `p` holds chunks `2p`
     /// (low 256 bits) and `2p + 1` (high 256 bits), which are adjacent in the activations.
@@ -275,12 +293,16 @@ mod x86 {
 
             // The high half contains qh shifted right by 2, so one mask serves both chunks of a pair:
             // bits 0-1 and 2-3 for chunks 4h and 4h + 1, bits 4-5 and 6-7 for 4h + 2, 4h + 3.
-            let qh_pair = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qh), _mm256_srli_epi16::<2>(qh));
+            let qh_pair =
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qh), _mm256_srli_epi16::<2>(qh));
             let high_01 = _mm512_slli_epi16::<4>(_mm512_and_si512(qh_pair, _mm512_set1_epi8(3)));
             let high_23 = _mm512_and_si512(qh_pair, _mm512_set1_epi8(48));
 
             codes[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, low_mask), high_01);
-            codes[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(ql), low_mask), high_23);
+            codes[2 * h + 1] = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi16::<4>(ql), low_mask),
+                high_23,
+            );
         }
 
         let wide_scales = _mm512_castsi256_si512(scales_16);
@@ -288,7 +310,12 @@ mod x86 {
             _mm512_permutexvar_epi16(_mm512_loadu_si512(index.as_ptr().cast()), wide_scales)
         });
 
-        Decoded512 { codes, scales, scales_16, d: fp16(w.d) }
+        Decoded512 {
+            codes,
+            scales,
+            scales_16,
+            d: fp16(w.d),
+        }
     }
 
     /// Returns the same 8 lane sums as [`lanes`], from 512-bit products folded in half.
@@ -301,7 +328,10 @@ mod x86 {
             let products = _mm512_madd_epi16(w.scales[p], _mm512_maddubs_epi16(w.codes[p], act));
             sumi = _mm512_add_epi32(sumi, products);
         }
-        let folded = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64::<1>(sumi));
+        let folded = _mm256_add_epi32(
+            _mm512_castsi512_si256(sumi),
+            _mm512_extracti64x4_epi64::<1>(sumi),
+        );
 
         let bsums = _mm256_loadu_si256(a.bsums.as_ptr().cast());
         let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(bsums, w.scales_16));
