@@ -85,7 +85,7 @@ impl_vec_dot!(BlockQ5_1, Q5_1, QK, BlockQ8_1, vec_dot_q5_1::q5_1_q8_1, avx2: vec
 impl_vec_dot!(BlockQ8_0, Q8_0, QK, BlockQ8_0, vec_dot_q0::dot_scalar::<BlockQ8_0>, avx2: vec_dot_q0::x86::dot::<BlockQ8_0>, neon: neon::q8_0_q8_0);
 impl_vec_dot!(BlockIQ4NL, IQ4_NL, QK, BlockQ8_0, vec_dot_q0::iq4_nl_scalar, avx2: vec_dot_q0::x86::iq4_nl, neon: neon::iq4_nl_q8_0);
 impl_vec_dot!(BlockQ2K, Q2_K, QK_K, BlockQ8K, vec_dot_q2_k::q2_k_q8_k, avx2: vec_dot_q2_k::x86::q2_k_q8_k, x4: vec_dot_q2_k::x86::q2_k_q8_k_x4, vec_dot_q2_k::x86::q2_k_q8_k_x4);
-impl_vec_dot!(BlockQ3K, Q3_K, QK_K, BlockQ8K, vec_dot_q3_k::q3_k_q8_k, avx2: vec_dot_q3_k::x86::q3_k_q8_k, x4: vec_dot_q3_k::x86::q3_k_q8_k_x4, vec_dot_q3_k::x86::q3_k_q8_k_x4);
+impl_vec_dot!(BlockQ3K, Q3_K, QK_K, BlockQ8K, vec_dot_q3_k::q3_k_q8_k, avx2: vec_dot_q3_k::x86::q3_k_q8_k, avx512: vec_dot_q3_k::x86::q3_k_q8_k_avx512, x4: vec_dot_q3_k::x86::q3_k_q8_k_x4, vec_dot_q3_k::x86::q3_k_q8_k_x4_avx512);
 impl_vec_dot!(BlockQ4K, Q4_K, QK_K, BlockQ8K, vec_dot_q4_k::q4_k_q8_k, avx2: vec_dot_q4_k::q4_k_q8_k_avx2, avx512: vec_dot_q4_k::q4_k_q8_k_avx512, neon: neon::q4_k_q8_k, x4: vec_dot_q4_k::q4_k_q8_k_x4_avx2, vec_dot_q4_k::q4_k_q8_k_x4_avx512);
 impl_vec_dot!(BlockQ5K, Q5_K, QK_K, BlockQ8K, vec_dot_q5_k::q5_k_q8_k, avx2: vec_dot_q5_k::q5_k_q8_k_avx2, avx512: vec_dot_q5_k::q5_k_q8_k_avx512, x4: vec_dot_q5_k::q5_k_q8_k_x4_avx2, vec_dot_q5_k::q5_k_q8_k_x4_avx512);
 impl_vec_dot!(BlockQ6K, Q6_K, QK_K, BlockQ8K, vec_dot_q6_k::q6_k_q8_k, avx2: vec_dot_q6_k::q6_k_q8_k_avx2, avx512: vec_dot_q6_k::q6_k_q8_k_avx512, neon: neon::q6_k_q8_k, x4: vec_dot_q6_k::q6_k_q8_k_x4_avx2, vec_dot_q6_k::q6_k_q8_k_x4_avx512);

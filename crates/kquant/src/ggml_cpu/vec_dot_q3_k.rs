@@ -49,7 +49,7 @@ pub(crate) fn q3_k_q8_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
     hsum_float_8(&acc)
 }
 
-/// AVX2 versions, bit-identical to the scalar one above.
+/// AVX2 and AVX-512 versions, bit-identical to the scalar one above.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86 {
     use std::arch::x86_64::*;
@@ -133,6 +133,86 @@ pub(crate) mod x86 {
             let decoded = decode(w);
             for k in 0..4 {
                 acc[k] = add_block(acc[k], &decoded, &a[k][i]);
+            }
+        }
+        [hsum_float_8(acc[0]), hsum_float_8(acc[1]), hsum_float_8(acc[2]), hsum_float_8(acc[3])]
+    }
+
+    /// A decoded super-block with two chunks per 64-byte register: chunk `2 p` in bytes
+    /// 0..32 of register `p`, chunk `2 p + 1` in bytes 32..64.
+    struct DecodedPairs {
+        low: [__m512i; CHUNKS / 2],
+        offset: [__m512i; CHUNKS / 2],
+        scales: [__m512i; CHUNKS / 2],
+        d: f32,
+    }
+
+    /// Joins two 32-byte registers into one 64-byte register, `low` first.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    #[inline]
+    fn join(low: __m256i, high: __m256i) -> __m512i {
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    #[inline]
+    fn decode_pairs(w: &BlockQ3K) -> DecodedPairs {
+        let decoded = decode(w);
+        let pair = |v: &[__m256i; CHUNKS]| -> [__m512i; CHUNKS / 2] {
+            std::array::from_fn(|p| join(v[2 * p], v[2 * p + 1]))
+        };
+        DecodedPairs {
+            low: pair(&decoded.low),
+            offset: pair(&decoded.offset),
+            scales: pair(&decoded.scales),
+            d: decoded.d,
+        }
+    }
+
+    /// Adds one super-block's term to `acc` and returns it, two chunks per instruction.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    #[inline]
+    fn add_block_pairs(acc: __m256, w: &DecodedPairs, a: &BlockQ8K) -> __m256 {
+        let mut sums = _mm512_setzero_si512();
+        for p in 0..CHUNKS / 2 {
+            let q8: &[i8; 2 * CHUNK] = a.qs[2 * CHUNK * p..][..2 * CHUNK].try_into().expect("64 bytes");
+            // SAFETY: `q8` is 64 readable bytes; the load has no alignment requirement.
+            let q8 = unsafe { _mm512_loadu_si512(q8.as_ptr().cast()) };
+            let pairs = _mm512_sub_epi16(
+                _mm512_maddubs_epi16(w.low[p], q8),
+                _mm512_maddubs_epi16(w.offset[p], q8),
+            );
+            sums = _mm512_add_epi32(sums, _mm512_madd_epi16(w.scales[p], pairs));
+        }
+
+        // Lane k of chunk 2 p is i32 lane k, lane k of chunk 2 p + 1 is i32 lane 8 + k, so
+        // adding the two halves gives the AVX2 kernel's exact lane sums.
+        let sums = _mm256_add_epi32(_mm512_castsi512_si256(sums), _mm512_extracti64x4_epi64::<1>(sums));
+        fmadd_sums(acc, a.d * w.d, sums)
+    }
+
+    /// Returns the dot product of a Q3_K row with a Q8_K row, with 64-byte registers.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    pub(crate) fn q3_k_q8_k_avx512(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        for (w, a) in w.iter().zip(a) {
+            acc = add_block_pairs(acc, &decode_pairs(w), a);
+        }
+        hsum_float_8(acc)
+    }
+
+    /// [`q3_k_q8_k_x4`] with 64-byte registers.
+    ///
+    /// # Panics
+    ///
+    /// Panics when an activation row is shorter than the weight row.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    pub(crate) fn q3_k_q8_k_x4_avx512(w: &[BlockQ3K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, w) in w.iter().enumerate() {
+            let decoded = decode_pairs(w);
+            for k in 0..4 {
+                acc[k] = add_block_pairs(acc[k], &decoded, &a[k][i]);
             }
         }
         [hsum_float_8(acc[0]), hsum_float_8(acc[1]), hsum_float_8(acc[2]), hsum_float_8(acc[3])]
