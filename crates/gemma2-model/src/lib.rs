@@ -40,7 +40,8 @@ pub use tokenizer::{GemmaTokenizer, TokenizerError};
 pub enum Numerics {
     /// Round as llama.cpp's CPU backend does: K and V to f16 (its default KV cache type),
     /// GELU through ggml's f16 lookup table, and activations to the weight's vec-dot type
-    /// before each matmul.
+    /// before each matmul. RoPE fuses the multiply-adds that GCC fuses in ggml. Attention
+    /// follows ggml's tiled flash-attention order in both modes.
     #[default]
     LlamaCpp,
     /// Keep K, V and the GELU input in f32 and compute RoPE angles as Hugging Face

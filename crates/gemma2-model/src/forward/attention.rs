@@ -226,6 +226,62 @@ fn attend_row(params: &AttentionParams, keys: &TransposedKeys, v: &[f32], row: Q
 mod tests {
     use super::*;
 
+    /// Decodes little-endian f32 values.
+    fn f32_values(bytes: &[u8]) -> Vec<f32> {
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+
+    /// Runs the golden case of `scripts/ggml-oracle/attention_golden.cpp`: 80 tokens, 2 query
+    /// heads sharing 1 KV head of 32 dimensions, F16-rounded K and V.
+    fn golden_attention(window: Option<usize>, softcap: Option<f32>, q_factor: f32) -> Vec<f32> {
+        let params = AttentionParams {
+            n_head: 2,
+            n_head_kv: 1,
+            head_dim: 32,
+            window,
+            softcap,
+        };
+        let q: Vec<f32> = f32_values(include_bytes!("../../tests/data/ggml-golden/attn_q.f32"))
+            .iter()
+            .map(|x| x * q_factor)
+            .collect();
+        let k = f32_values(include_bytes!("../../tests/data/ggml-golden/attn_k.f32"));
+        let v = f32_values(include_bytes!("../../tests/data/ggml-golden/attn_v.f32"));
+        let mut out = vec![0.0; q.len()];
+        attention(&params, &q, &k, &v, 0, &mut out);
+        out
+    }
+
+    /// Returns how many values differ in their bits, for the assert message.
+    fn count_different_bits(ours: &[f32], ggml: &[f32]) -> usize {
+        ours.iter().zip(ggml).filter(|(a, b)| a.to_bits() != b.to_bits()).count()
+    }
+
+    #[test]
+    fn causal_matches_ggml_bits() {
+        let ours = golden_attention(None, None, 1.0);
+        let ggml = f32_values(include_bytes!("../../tests/data/ggml-golden/attn_out_causal.f32"));
+        assert_eq!(ours.len(), ggml.len());
+        assert_eq!(count_different_bits(&ours, &ggml), 0);
+    }
+
+    #[test]
+    fn window_matches_ggml_bits() {
+        let ours = golden_attention(Some(40), None, 1.0);
+        let ggml = f32_values(include_bytes!("../../tests/data/ggml-golden/attn_out_window40.f32"));
+        assert_eq!(count_different_bits(&ours, &ggml), 0);
+    }
+
+    #[test]
+    fn softcap_matches_ggml_bits() {
+        let ours = golden_attention(None, Some(50.0), 20.0);
+        let ggml = f32_values(include_bytes!("../../tests/data/ggml-golden/attn_out_softcap50_q20x.f32"));
+        assert_eq!(count_different_bits(&ours, &ggml), 0);
+    }
+
     #[test]
     fn single_key_returns_its_value() {
         let params = AttentionParams {

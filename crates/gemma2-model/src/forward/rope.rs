@@ -109,6 +109,28 @@ mod tests {
     }
 
     #[test]
+    fn neox_matches_ggml_bits() {
+        // Golden values from scripts/ggml-oracle/attention_golden.cpp: 80 positions of 2 heads
+        // of 32 dimensions, RoPE base 10000, through ggml_rope_ext in NeoX mode.
+        let decode = |bytes: &[u8]| -> Vec<f32> {
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        let mut x = decode(include_bytes!("../../tests/data/ggml-golden/attn_q.f32"));
+        let ggml = decode(include_bytes!("../../tests/data/ggml-golden/rope_neox_out.f32"));
+        let width = 2 * 32;
+        let table = RopeTable::new(80, 32, 10_000.0, 1.0, Numerics::LlamaCpp);
+        for (pos, row) in x.chunks_exact_mut(width).enumerate() {
+            table.apply(row, pos);
+        }
+
+        let different = x.iter().zip(&ggml).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(different, 0);
+    }
+
+    #[test]
     fn llama_cpp_rotation_is_fused() {
         // x0 cos - x1 sin with x1 sin rounded first: the fused form keeps x0 cos exact.
         let table = RopeTable::new(2, 2, 10_000.0, 1.0, Numerics::LlamaCpp);
