@@ -32,6 +32,15 @@ const SHAPES: [(&str, GgmlType, usize, usize); 11] = [
     ("ffn_down_iq4_xs", GgmlType::IQ4_XS, 2048, 640),
 ];
 
+/// Shapes multiplied from ggml's `CPU_REPACK` buffer ([`WeightMatrix::with_repack`]): the
+/// real model's two Q4_K shapes, and ffn_up's shape in Q4_0 and IQ4_NL.
+const REPACKED_SHAPES: [(&str, GgmlType, usize, usize); 4] = [
+    ("attn_output_repack", GgmlType::Q4_K, 1024, 640),
+    ("ffn_down_repack", GgmlType::Q4_K, 2048, 640),
+    ("ffn_up_repack", GgmlType::Q4_0, 640, 2048),
+    ("ffn_up_repack", GgmlType::IQ4_NL, 640, 2048),
+];
+
 fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut state = seed | 1;
     (0..n)
@@ -48,10 +57,14 @@ fn matmul_shapes(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul");
     group.sample_size(10);
 
-    for (name, ggml_type, n_cols, n_rows) in SHAPES {
+    let plain = SHAPES.map(|(name, ggml_type, n_cols, n_rows)| (name, ggml_type, n_cols, n_rows, false));
+    let repacked = REPACKED_SHAPES.map(|(name, ggml_type, n_cols, n_rows)| (name, ggml_type, n_cols, n_rows, true));
+    for (name, ggml_type, n_cols, n_rows, repack) in plain.into_iter().chain(repacked) {
         let data = kquant::quantize(ggml_type, &values(n_rows * n_cols, 1), n_cols, None)
             .expect("quantize weights");
-        let weight = WeightMatrix::new(ggml_type, &data, n_cols, n_rows).expect("weight matrix");
+        let weight = WeightMatrix::new(ggml_type, &data, n_cols, n_rows)
+            .expect("weight matrix")
+            .with_repack(repack);
         let x = values(N_BATCH * n_cols, 2);
         let mut out = vec![0.0f32; N_BATCH * n_rows];
 
