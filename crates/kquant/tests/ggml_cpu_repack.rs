@@ -24,7 +24,10 @@ fn read(name: &str) -> Vec<u8> {
 }
 
 fn read_f32(name: &str) -> Vec<f32> {
-    read(name).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    read(name)
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 /// One line of `cases.txt`.
@@ -40,7 +43,10 @@ struct Case {
 
 impl Case {
     fn name(&self) -> String {
-        format!("{} {}x{} batch {}", self.ggml_type, self.n_cols, self.n_rows, self.n_batch)
+        format!(
+            "{} {}x{} batch {}",
+            self.ggml_type, self.n_cols, self.n_rows, self.n_batch
+        )
     }
 }
 
@@ -76,12 +82,21 @@ fn cases(ggml_type: GgmlType) -> Vec<Case> {
 /// Returns the number of differing outputs and "index: expected vs found" for the first
 /// [`SHOWN_MISMATCHES`] of them.
 fn mismatches(expected: &[f32], found: &[f32]) -> (usize, String) {
-    let differing: Vec<usize> =
-        (0..expected.len()).filter(|&i| expected[i].to_bits() != found[i].to_bits()).collect();
+    let differing: Vec<usize> = (0..expected.len())
+        .filter(|&i| expected[i].to_bits() != found[i].to_bits())
+        .collect();
     let shown = differing
         .iter()
         .take(SHOWN_MISMATCHES)
-        .map(|&i| format!("  [{i}] ggml {:e} ({:#010x}) vs {:e} ({:#010x})", expected[i], expected[i].to_bits(), found[i], found[i].to_bits()))
+        .map(|&i| {
+            format!(
+                "  [{i}] ggml {:e} ({:#010x}) vs {:e} ({:#010x})",
+                expected[i],
+                expected[i].to_bits(),
+                found[i],
+                found[i].to_bits()
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n");
     (differing.len(), shown)
@@ -101,7 +116,12 @@ fn check_type(ggml_type: GgmlType) {
         let x = &x[..case.n_batch * case.n_cols];
         let acts = quantize_activations(act_type, x, case.n_batch, case.n_cols).unwrap();
         let expected = read_f32(&case.out_file);
-        assert_eq!(expected.len(), case.n_batch * case.n_rows, "{}: output file length", case.name());
+        assert_eq!(
+            expected.len(),
+            case.n_batch * case.n_rows,
+            "{}: output file length",
+            case.name()
+        );
 
         for isa in [Isa::Scalar, Isa::detect()] {
             let mut out = vec![0.0f32; expected.len()];
@@ -109,8 +129,17 @@ fn check_type(ggml_type: GgmlType) {
 
             let (n_differing, shown) = mismatches(&expected, &out);
             let n_same = expected.len() - n_differing;
-            println!("{} {isa:?}: {n_same}/{} outputs bit-identical", case.name(), expected.len());
-            assert_eq!(n_differing, 0, "{} {isa:?}: {n_differing} outputs differ from ggml\n{shown}", case.name());
+            println!(
+                "{} {isa:?}: {n_same}/{} outputs bit-identical",
+                case.name(),
+                expected.len()
+            );
+            assert_eq!(
+                n_differing,
+                0,
+                "{} {isa:?}: {n_differing} outputs differ from ggml\n{shown}",
+                case.name()
+            );
         }
     }
 }
@@ -144,7 +173,11 @@ fn pseudo_random(len: usize, seed: u32, scale: f32) -> Vec<f32> {
         .map(|i| {
             state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             let unit = (state >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0;
-            if i % 97 == 5 { unit * scale * 40.0 } else { unit * scale }
+            if i % 97 == 5 {
+                unit * scale * 40.0
+            } else {
+                unit * scale
+            }
         })
         .collect()
 }
@@ -153,10 +186,16 @@ fn pseudo_random(len: usize, seed: u32, scale: f32) -> Vec<f32> {
 fn simd_matches_scalar_on_large_shapes() {
     // 2048 columns is the FFN width of Gemma 3 270M; 72 rows leave an 8-row panel after
     // the 32-row tiles; 13 rows mix both kernels.
-    let shapes = [(GgmlType::Q4_K, 2048, 72), (GgmlType::Q4_0, 640, 40), (GgmlType::IQ4_NL, 640, 24)];
+    let shapes = [
+        (GgmlType::Q4_K, 2048, 72),
+        (GgmlType::Q4_0, 640, 40),
+        (GgmlType::IQ4_NL, 640, 24),
+    ];
     for (ggml_type, n_cols, n_rows) in shapes {
         let data = random_weight(ggml_type, n_rows, n_cols, 11);
-        let weight = WeightMatrix::new(ggml_type, &data, n_cols, n_rows).unwrap().with_repack(true);
+        let weight = WeightMatrix::new(ggml_type, &data, n_cols, n_rows)
+            .unwrap()
+            .with_repack(true);
 
         for n_batch in [1, 6, 13, 70] {
             let x = pseudo_random(n_batch * n_cols, 5 + n_batch as u32, 1.0);
@@ -169,7 +208,10 @@ fn simd_matches_scalar_on_large_shapes() {
             matmul_quantized_with_isa(Isa::detect(), &weight, &acts, &mut simd).unwrap();
 
             let (n_differing, shown) = mismatches(&scalar, &simd);
-            assert_eq!(n_differing, 0, "{ggml_type} {n_cols}x{n_rows} batch {n_batch}: SIMD differs from scalar\n{shown}");
+            assert_eq!(
+                n_differing, 0,
+                "{ggml_type} {n_cols}x{n_rows} batch {n_batch}: SIMD differs from scalar\n{shown}"
+            );
         }
     }
 }
@@ -192,6 +234,9 @@ fn repacked_q4_k_stays_near_plain_kernel() {
 
     let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     for (i, (e, f)) in expected.iter().zip(&found).enumerate() {
-        assert!((e - f).abs() <= 1e-5 * scale, "output {i}: plain {e} vs repacked {f}");
+        assert!(
+            (e - f).abs() <= 1e-5 * scale,
+            "output {i}: plain {e} vs repacked {f}"
+        );
     }
 }

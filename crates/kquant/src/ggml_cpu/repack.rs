@@ -85,8 +85,18 @@ pub(crate) fn matmul(
 ) -> Option<Result<(), QuantError>> {
     match weight.ggml_type() {
         GgmlType::Q4_K => Some(repack_q4_k::matmul(isa, weight, activations, out)),
-        GgmlType::Q4_0 => Some(repack_b32::matmul::<BlockQ4_0>(isa, weight, activations, out)),
-        GgmlType::IQ4_NL => Some(repack_b32::matmul::<BlockIQ4NL>(isa, weight, activations, out)),
+        GgmlType::Q4_0 => Some(repack_b32::matmul::<BlockQ4_0>(
+            isa,
+            weight,
+            activations,
+            out,
+        )),
+        GgmlType::IQ4_NL => Some(repack_b32::matmul::<BlockIQ4NL>(
+            isa,
+            weight,
+            activations,
+            out,
+        )),
         _ => None,
     }
 }
@@ -101,13 +111,15 @@ pub(crate) fn activation_blocks<'a, A: ActivationBlock>(
     weight: &WeightMatrix,
     activations: &'a QuantizedActivations,
 ) -> Result<&'a [A], QuantError> {
-    activations.blocks::<A>().ok_or(QuantError::ActivationMismatch {
-        weight_type: weight.ggml_type(),
-        weight_cols: weight.n_cols(),
-        expected_type: A::TYPE,
-        found_type: activations.ggml_type(),
-        found_cols: activations.n_cols(),
-    })
+    activations
+        .blocks::<A>()
+        .ok_or(QuantError::ActivationMismatch {
+            weight_type: weight.ggml_type(),
+            weight_cols: weight.n_cols(),
+            expected_type: A::TYPE,
+            found_type: activations.ggml_type(),
+            found_cols: activations.n_cols(),
+        })
 }
 
 /// Splits the (weight row, activation row) grid into tiles and runs `tile(state, rows,
@@ -122,15 +134,21 @@ pub(crate) fn for_each_tile<S>(
     tile: impl Fn(&mut S, Range<usize>, Range<usize>) + Sync + Send,
 ) {
     let row_tiles = n_rows.div_ceil(ROW_TILE);
-    let batch_tile = if row_tiles >= MIN_ROW_TILES_FOR_FULL_BATCH { n_batch.max(1) } else { BATCH_TILE };
+    let batch_tile = if row_tiles >= MIN_ROW_TILES_FOR_FULL_BATCH {
+        n_batch.max(1)
+    } else {
+        BATCH_TILE
+    };
     let batch_tiles = n_batch.div_ceil(batch_tile);
 
-    (0..row_tiles * batch_tiles).into_par_iter().for_each_init(init, |state, index| {
-        let (row_tile, batch_index) = (index / batch_tiles, index % batch_tiles);
-        let rows = row_tile * ROW_TILE..((row_tile + 1) * ROW_TILE).min(n_rows);
-        let batch = batch_index * batch_tile..((batch_index + 1) * batch_tile).min(n_batch);
-        tile(state, rows, batch);
-    });
+    (0..row_tiles * batch_tiles)
+        .into_par_iter()
+        .for_each_init(init, |state, index| {
+            let (row_tile, batch_index) = (index / batch_tiles, index % batch_tiles);
+            let rows = row_tile * ROW_TILE..((row_tile + 1) * ROW_TILE).min(n_rows);
+            let batch = batch_index * batch_tile..((batch_index + 1) * batch_tile).min(n_batch);
+            tile(state, rows, batch);
+        });
 }
 
 /// Splits `batch` into runs of at most `max_len` rows that use one kernel each.
@@ -147,7 +165,11 @@ pub(crate) fn kernel_runs(
             return None;
         }
         let kernel = Kernel::for_row(start, n_batch);
-        let limit = if kernel == Kernel::Gemm { gemm_end.min(batch.end) } else { batch.end };
+        let limit = if kernel == Kernel::Gemm {
+            gemm_end.min(batch.end)
+        } else {
+            batch.end
+        };
         let end = (start + max_len).min(limit);
         let run = start..end;
         start = end;

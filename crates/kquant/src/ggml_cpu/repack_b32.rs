@@ -34,7 +34,13 @@ const Q4_0_BIAS: i8 = 8;
 
 /// Splits 16 bytes of nibbles into 32 elements: low nibbles first, then high nibbles.
 fn nibbles(qs: &[u8; QK / 2]) -> [u8; QK] {
-    std::array::from_fn(|e| if e < QK / 2 { qs[e] & 0x0F } else { qs[e - QK / 2] >> 4 })
+    std::array::from_fn(|e| {
+        if e < QK / 2 {
+            qs[e] & 0x0F
+        } else {
+            qs[e - QK / 2] >> 4
+        }
+    })
 }
 
 impl RepackB32 for BlockQ4_0 {
@@ -89,7 +95,12 @@ pub(crate) fn matmul<W: RepackB32>(
 }
 
 /// Computes every output element with [`dot_scalar`].
-fn matmul_scalar<W: RepackB32>(weight: &WeightMatrix, acts: &[BlockQ8_0], n_batch: usize, out: &mut [f32]) {
+fn matmul_scalar<W: RepackB32>(
+    weight: &WeightMatrix,
+    acts: &[BlockQ8_0],
+    n_batch: usize,
+    out: &mut [f32],
+) {
     let n_rows = weight.n_rows();
     let n_blocks = weight.n_cols() / QK;
     let out_ptr = OutPtr(out.as_mut_ptr());
@@ -113,7 +124,12 @@ fn matmul_scalar<W: RepackB32>(weight: &WeightMatrix, acts: &[BlockQ8_0], n_batc
 pub(crate) fn dot_scalar<W: RepackB32>(weights: &[W], acts: &[BlockQ8_0]) -> f32 {
     let mut acc = 0.0f32;
     for (w, a) in weights.iter().zip(acts) {
-        let dot: i32 = w.codes().iter().zip(&a.qs).map(|(&c, &q)| i32::from(c) * i32::from(q)).sum();
+        let dot: i32 = w
+            .codes()
+            .iter()
+            .zip(&a.qs)
+            .map(|(&c, &q)| i32::from(c) * i32::from(q))
+            .sum();
         let scale = f16_value(w.scale_bits()) * f16_value(a.d);
         acc = (dot as f32).mul_add(scale, acc);
     }
@@ -190,7 +206,12 @@ mod avx512 {
     ///
     /// The CPU supports AVX-512 F, BW, VL and VNNI; `out` and `acts` have the lengths the
     /// caller checked.
-    pub(super) unsafe fn matmul<W: RepackB32>(weight: &WeightMatrix, acts: &[BlockQ8_0], n_batch: usize, out: &mut [f32]) {
+    pub(super) unsafe fn matmul<W: RepackB32>(
+        weight: &WeightMatrix,
+        acts: &[BlockQ8_0],
+        n_batch: usize,
+        out: &mut [f32],
+    ) {
         let n_rows = weight.n_rows();
         let n_blocks = weight.n_cols() / QK;
         let out_ptr = OutPtr(out.as_mut_ptr());
@@ -223,9 +244,12 @@ mod avx512 {
                     unsafe {
                         match len {
                             4 => results = panel_kernel::<4>(panel, &acts, first, n_blocks),
-                            3 => results[..3].copy_from_slice(&panel_kernel::<3>(panel, &acts, first, n_blocks)),
-                            2 => results[..2].copy_from_slice(&panel_kernel::<2>(panel, &acts, first, n_blocks)),
-                            _ => results[..1].copy_from_slice(&panel_kernel::<1>(panel, &acts, first, n_blocks)),
+                            3 => results[..3]
+                                .copy_from_slice(&panel_kernel::<3>(panel, &acts, first, n_blocks)),
+                            2 => results[..2]
+                                .copy_from_slice(&panel_kernel::<2>(panel, &acts, first, n_blocks)),
+                            _ => results[..1]
+                                .copy_from_slice(&panel_kernel::<1>(panel, &acts, first, n_blocks)),
                         }
                     }
 
@@ -260,12 +284,15 @@ mod avx512 {
 
         for (blk, block) in panel.iter().enumerate() {
             let index: [usize; N] = std::array::from_fn(|j| first + j * n_blocks + blk);
-            let mut dot: [__m512i; N] = std::array::from_fn(|j| _mm512_set1_epi32(acts.starts[index[j]]));
+            let mut dot: [__m512i; N] =
+                std::array::from_fn(|j| _mm512_set1_epi32(acts.starts[index[j]]));
 
             for k in 0..STEPS {
                 let codes = _mm512_load_si512(block.codes[k].as_ptr().cast());
                 for (row, &i) in dot.iter_mut().zip(&index) {
-                    let a_word = std::ptr::read_unaligned(acts.blocks[i].qs.as_ptr().add(STEP * k).cast::<i32>());
+                    let a_word = std::ptr::read_unaligned(
+                        acts.blocks[i].qs.as_ptr().add(STEP * k).cast::<i32>(),
+                    );
                     *row = _mm512_dpbusd_epi32(*row, codes, _mm512_set1_epi32(a_word));
                 }
             }

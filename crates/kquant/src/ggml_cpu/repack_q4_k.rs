@@ -70,20 +70,25 @@ fn matmul_scalar(weight: &WeightMatrix, acts: &[BlockQ8K], n_batch: usize, out: 
     let n_blocks = weight.n_cols() / QK_K;
     let out_ptr = OutPtr(out.as_mut_ptr());
 
-    for_each_tile(n_rows, n_batch, Vec::<BlockQ4K>::new, |copied, rows, batch| {
-        let tile = tile_blocks(weight, &rows, copied);
-        for (i, r) in rows.clone().enumerate() {
-            let w_row = &tile[i * n_blocks..(i + 1) * n_blocks];
-            for b in batch.clone() {
-                let a_row = &acts[b * n_blocks..(b + 1) * n_blocks];
-                let value = dot_scalar(w_row, a_row, Kernel::for_row(b, n_batch));
+    for_each_tile(
+        n_rows,
+        n_batch,
+        Vec::<BlockQ4K>::new,
+        |copied, rows, batch| {
+            let tile = tile_blocks(weight, &rows, copied);
+            for (i, r) in rows.clone().enumerate() {
+                let w_row = &tile[i * n_blocks..(i + 1) * n_blocks];
+                for b in batch.clone() {
+                    let a_row = &acts[b * n_blocks..(b + 1) * n_blocks];
+                    let value = dot_scalar(w_row, a_row, Kernel::for_row(b, n_batch));
 
-                // SAFETY: tiles partition the (row, batch) grid, so this tile alone writes
-                // element `b * n_rows + r`, and the caller checked the output length.
-                unsafe { out_ptr.write(b * n_rows + r, value) };
+                    // SAFETY: tiles partition the (row, batch) grid, so this tile alone writes
+                    // element `b * n_rows + r`, and the caller checked the output length.
+                    unsafe { out_ptr.write(b * n_rows + r, value) };
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 /// Returns one output element: weight row `weights` times activation row `acts`, in the
@@ -99,7 +104,10 @@ pub(crate) fn dot_scalar(weights: &[BlockQ4K], acts: &[BlockQ8K], kernel: Kernel
 
         match kernel {
             Kernel::Gemm => {
-                for (pair, pair_mins) in scaled.chunks_exact(GEMM_SUB_BLOCKS).zip(mins.chunks_exact(GEMM_SUB_BLOCKS)) {
+                for (pair, pair_mins) in scaled
+                    .chunks_exact(GEMM_SUB_BLOCKS)
+                    .zip(mins.chunks_exact(GEMM_SUB_BLOCKS))
+                {
                     acc = (pair.iter().sum::<i32>() as f32).mul_add(d, acc);
                     acc_min = (pair_mins.iter().sum::<i32>() as f32).mul_add(dmin, acc_min);
                 }
@@ -152,6 +160,7 @@ mod avx512 {
     use bytemuck::Zeroable;
 
     use super::*;
+    use crate::ggml_cpu::repack::kernel_runs;
 
     /// Weight rows per panel: the f32 lanes of a 512-bit register.
     const LANES: usize = 16;
@@ -221,7 +230,12 @@ mod avx512 {
     ///
     /// The CPU supports AVX-512 F, BW, VL and VNNI; `out` and `acts` have the lengths the
     /// caller checked.
-    pub(super) unsafe fn matmul(weight: &WeightMatrix, acts: &[BlockQ8K], n_batch: usize, out: &mut [f32]) {
+    pub(super) unsafe fn matmul(
+        weight: &WeightMatrix,
+        acts: &[BlockQ8K],
+        n_batch: usize,
+        out: &mut [f32],
+    ) {
         let n_rows = weight.n_rows();
         let n_blocks = weight.n_cols() / QK_K;
         let out_ptr = OutPtr(out.as_mut_ptr());
@@ -235,21 +249,40 @@ mod avx512 {
                 let row0 = rows.start + panel_index * LANES;
                 let n_lanes = panel_rows.len() / n_blocks;
 
-                for (run, kernel) in super::super::repack::kernel_runs(batch.clone(), n_batch, MAX_BATCH_GROUP) {
-                    let act_row = |b: usize| &acts[b * n_blocks..(b + 1) * n_blocks];
+                for (run, kernel) in kernel_runs(batch.clone(), n_batch, MAX_BATCH_GROUP) {
                     let mut results = [[0.0f32; LANES]; MAX_BATCH_GROUP];
+                    let first = run.start;
 
-                    // SAFETY: the caller confirmed the CPU features.
+                    // SAFETY: the caller confirmed the CPU features, and `run` lies within
+                    // the batch.
                     unsafe {
                         match (run.len(), kernel) {
-                            (4, Kernel::Gemm) => store(&mut results, panel_kernel::<4, true>(panel, [act_row(run.start), act_row(run.start + 1), act_row(run.start + 2), act_row(run.start + 3)])),
-                            (3, Kernel::Gemm) => store(&mut results, panel_kernel::<3, true>(panel, [act_row(run.start), act_row(run.start + 1), act_row(run.start + 2)])),
-                            (2, Kernel::Gemm) => store(&mut results, panel_kernel::<2, true>(panel, [act_row(run.start), act_row(run.start + 1)])),
-                            (1, Kernel::Gemm) => store(&mut results, panel_kernel::<1, true>(panel, [act_row(run.start)])),
-                            (3, Kernel::Gemv) => store(&mut results, panel_kernel::<3, false>(panel, [act_row(run.start), act_row(run.start + 1), act_row(run.start + 2)])),
-                            (2, Kernel::Gemv) => store(&mut results, panel_kernel::<2, false>(panel, [act_row(run.start), act_row(run.start + 1)])),
-                            (1, Kernel::Gemv) => store(&mut results, panel_kernel::<1, false>(panel, [act_row(run.start)])),
-                            (len, kernel) => unreachable!("kernel_runs yielded {len} {kernel:?} rows"),
+                            (4, Kernel::Gemm) => {
+                                run_group::<4, true>(panel, acts, first, &mut results)
+                            }
+                            (3, Kernel::Gemm) => {
+                                run_group::<3, true>(panel, acts, first, &mut results)
+                            }
+                            (2, Kernel::Gemm) => {
+                                run_group::<2, true>(panel, acts, first, &mut results)
+                            }
+                            (1, Kernel::Gemm) => {
+                                run_group::<1, true>(panel, acts, first, &mut results)
+                            }
+                            (3, Kernel::Gemv) => {
+                                run_group::<3, false>(panel, acts, first, &mut results)
+                            }
+                            (2, Kernel::Gemv) => {
+                                run_group::<2, false>(panel, acts, first, &mut results)
+                            }
+                            (1, Kernel::Gemv) => {
+                                run_group::<1, false>(panel, acts, first, &mut results)
+                            }
+                            // `kernel_runs` yields 1 to 4 rows, and at most the 3 rows of
+                            // `n_batch % 4` take the gemv kernel.
+                            (len, kernel) => {
+                                unreachable!("kernel_runs yielded {len} {kernel:?} rows")
+                            }
                         }
                     }
 
@@ -265,7 +298,25 @@ mod avx512 {
         });
     }
 
-    fn store<const N: usize>(results: &mut [[f32; LANES]; MAX_BATCH_GROUP], values: [[f32; LANES]; N]) {
+    /// Runs [`panel_kernel`] on the `N` activation rows from `first` and copies the results
+    /// to the front of `results`.
+    ///
+    /// # Safety
+    ///
+    /// As [`panel_kernel`]; rows `first..first + N` exist.
+    #[inline]
+    unsafe fn run_group<const N: usize, const GEMM: bool>(
+        panel: &[PanelBlock],
+        acts: &[BlockQ8K],
+        first: usize,
+        results: &mut [[f32; LANES]; MAX_BATCH_GROUP],
+    ) {
+        let n_blocks = panel.len();
+        let rows: [&[BlockQ8K]; N] =
+            std::array::from_fn(|j| &acts[(first + j) * n_blocks..(first + j + 1) * n_blocks]);
+
+        // SAFETY: the caller upholds `panel_kernel`'s contract.
+        let values = unsafe { panel_kernel::<N, GEMM>(panel, rows) };
         results[..N].copy_from_slice(&values);
     }
 
@@ -279,7 +330,7 @@ mod avx512 {
     unsafe fn panel_kernel<const N: usize, const GEMM: bool>(
         panel: &[PanelBlock],
         acts: [&[BlockQ8K]; N],
-        ) -> [[f32; LANES]; N] {
+    ) -> [[f32; LANES]; N] {
         let mut acc = [_mm512_setzero_ps(); N];
         let mut acc_min = [_mm512_setzero_ps(); N];
 
@@ -289,8 +340,10 @@ mod avx512 {
             let a_blocks: [&BlockQ8K; N] = std::array::from_fn(|j| &acts[j][blk]);
 
             // ggml multiplies the weight scale by the activation scale once per block.
-            let scale: [__m512; N] = std::array::from_fn(|j| _mm512_mul_ps(d, _mm512_set1_ps(a_blocks[j].d)));
-            let scale_min: [__m512; N] = std::array::from_fn(|j| _mm512_mul_ps(dmin, _mm512_set1_ps(a_blocks[j].d)));
+            let scale: [__m512; N] =
+                std::array::from_fn(|j| _mm512_mul_ps(d, _mm512_set1_ps(a_blocks[j].d)));
+            let scale_min: [__m512; N] =
+                std::array::from_fn(|j| _mm512_mul_ps(dmin, _mm512_set1_ps(a_blocks[j].d)));
 
             let mut block_sum = [_mm512_setzero_si512(); N];
             let mut block_min = [_mm512_setzero_si512(); N];
@@ -302,7 +355,9 @@ mod avx512 {
                     for k in 0..STEPS {
                         let codes = _mm512_load_si512(block.codes[STEPS * j + k].as_ptr().cast());
                         for (row, a) in dot.iter_mut().zip(&a_blocks) {
-                            let a_word = std::ptr::read_unaligned(a.qs.as_ptr().add(SUB_BLOCK * j + STEP * k).cast::<i32>());
+                            let a_word = std::ptr::read_unaligned(
+                                a.qs.as_ptr().add(SUB_BLOCK * j + STEP * k).cast::<i32>(),
+                            );
                             *row = _mm512_dpbusd_epi32(*row, codes, _mm512_set1_epi32(a_word));
                         }
                     }
@@ -314,7 +369,8 @@ mod avx512 {
 
                 let min_pairs = _mm512_load_si512(block.min_pairs[p].as_ptr().cast());
                 for j in 0..N {
-                    let bsums = &a_blocks[j].bsums[2 * BSUMS_PER_SUB_BLOCK * p..2 * BSUMS_PER_SUB_BLOCK * (p + 1)];
+                    let bsums = &a_blocks[j].bsums
+                        [2 * BSUMS_PER_SUB_BLOCK * p..2 * BSUMS_PER_SUB_BLOCK * (p + 1)];
                     let first = i32::from(bsums[0]) + i32::from(bsums[1]);
                     let second = i32::from(bsums[2]) + i32::from(bsums[3]);
                     // Each sum of 32 codes fits an i16 (|sum| <= 32 * 128).
@@ -323,7 +379,8 @@ mod avx512 {
 
                     if GEMM {
                         acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pair_sum[j]), scale[j], acc[j]);
-                        acc_min[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pair_min), scale_min[j], acc_min[j]);
+                        acc_min[j] =
+                            _mm512_fmadd_ps(_mm512_cvtepi32_ps(pair_min), scale_min[j], acc_min[j]);
                     } else {
                         block_sum[j] = _mm512_add_epi32(block_sum[j], pair_sum[j]);
                         block_min[j] = _mm512_add_epi32(block_min[j], pair_min);
@@ -334,7 +391,8 @@ mod avx512 {
             if !GEMM {
                 for j in 0..N {
                     acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(block_sum[j]), scale[j], acc[j]);
-                    acc_min[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(block_min[j]), scale_min[j], acc_min[j]);
+                    acc_min[j] =
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(block_min[j]), scale_min[j], acc_min[j]);
                 }
             }
         }
