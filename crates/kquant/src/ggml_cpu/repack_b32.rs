@@ -138,7 +138,7 @@ pub(crate) fn dot_scalar<W: RepackB32>(weights: &[W], acts: &[BlockQ8_0]) -> f32
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    //! The AVX-512 VNNI version: one 16-lane register holds 16 weight rows, so each lane
+    //! The AVX-512 VNNI version: each of the 16 lanes of a register serves one weight row, so it
     //! runs the scalar formula for its own output element and no horizontal sum is needed.
     //!
     //! `vpdpbusd` multiplies unsigned by signed bytes, so the weight codes are stored with

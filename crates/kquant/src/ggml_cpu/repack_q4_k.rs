@@ -152,7 +152,7 @@ fn sub_block_sums(w: &BlockQ4K, a: &BlockQ8K) -> ([i32; SUB_BLOCKS], [i32; SUB_B
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    //! The AVX-512 VNNI version: one 16-lane register holds 16 weight rows, so each lane
+    //! The AVX-512 VNNI version: each of the 16 lanes of a register serves one weight row, so it
     //! runs the scalar formula for its own output element and no horizontal sum is needed.
 
     use std::arch::x86_64::*;
