@@ -67,7 +67,9 @@ pub(crate) mod x86 {
 
     use super::group_scale;
     use crate::blocks::{BlockIQ4XS, BlockQ8K, KVALUES_IQ4NL};
-    use crate::ggml_cpu::vec_dot_lanes::x86::{fmadd_sums, fp16, hsum_float_8, load_i8x32, nibbles};
+    use crate::ggml_cpu::vec_dot_lanes::x86::{
+        fmadd_sums, fp16, hsum_float_8, load_i8x32, nibbles,
+    };
     use crate::ggml_cpu::vec_dot_lanes::CHUNK;
 
     /// 32-element groups per super-block.
@@ -96,7 +98,12 @@ pub(crate) mod x86 {
         let magnitudes = codes.map(|c| _mm256_sign_epi8(c, c));
         let scales = std::array::from_fn(|ib| _mm256_set1_epi16(group_scale(w, ib)));
 
-        Decoded { codes, magnitudes, scales, d: fp16(w.d) }
+        Decoded {
+            codes,
+            magnitudes,
+            scales,
+            d: fp16(w.d),
+        }
     }
 
     /// Adds one super-block's term to `acc` and returns it.
@@ -138,6 +145,11 @@ pub(crate) mod x86 {
                 acc[k] = add_block(acc[k], &decoded, &a[k][i]);
             }
         }
-        [hsum_float_8(acc[0]), hsum_float_8(acc[1]), hsum_float_8(acc[2]), hsum_float_8(acc[3])]
+        [
+            hsum_float_8(acc[0]),
+            hsum_float_8(acc[1]),
+            hsum_float_8(acc[2]),
+            hsum_float_8(acc[3]),
+        ]
     }
 }

@@ -39,7 +39,12 @@ pub(crate) fn fmadd_lanes(acc: &mut Lanes, scale: f32, sums: &[i32; LANES]) {
 /// lower half, then lanes 2 and 3 onto 0 and 1, then lane 1 onto lane 0.
 #[inline]
 pub(crate) fn hsum_float_8(acc: &Lanes) -> f32 {
-    let quad = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
+    let quad = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
     let pair = [quad[0] + quad[2], quad[1] + quad[3]];
     pair[0] + pair[1]
 }

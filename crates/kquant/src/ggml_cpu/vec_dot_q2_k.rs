@@ -127,9 +127,17 @@ pub(crate) mod x86 {
 
         let low = two_bit_planes(load_u8x32(&w.qs[..CHUNK]));
         let high = two_bit_planes(load_u8x32(&w.qs[CHUNK..]));
-        let codes = [low[0], low[1], low[2], low[3], high[0], high[1], high[2], high[3]];
+        let codes = [
+            low[0], low[1], low[2], low[3], high[0], high[1], high[2], high[3],
+        ];
 
-        Decoded { codes, scales: chunk_scales(scales), mins, d: fp16(w.d), dmin: fp16(w.dmin) }
+        Decoded {
+            codes,
+            scales: chunk_scales(scales),
+            mins,
+            d: fp16(w.d),
+            dmin: fp16(w.dmin),
+        }
     }
 
     /// Adds one super-block's min term, then its code term, to `acc` and returns it.
@@ -175,6 +183,11 @@ pub(crate) mod x86 {
                 acc[k] = add_block(acc[k], &decoded, &a[k][i]);
             }
         }
-        [hsum_float_8(acc[0]), hsum_float_8(acc[1]), hsum_float_8(acc[2]), hsum_float_8(acc[3])]
+        [
+            hsum_float_8(acc[0]),
+            hsum_float_8(acc[1]),
+            hsum_float_8(acc[2]),
+            hsum_float_8(acc[3]),
+        ]
     }
 }

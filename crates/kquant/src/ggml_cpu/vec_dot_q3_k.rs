@@ -80,7 +80,9 @@ pub(crate) mod x86 {
 
         let first = two_bit_planes(load_u8x32(&w.qs[..CHUNK]));
         let second = two_bit_planes(load_u8x32(&w.qs[CHUNK..]));
-        let low = [first[0], first[1], first[2], first[3], second[0], second[1], second[2], second[3]];
+        let low = [
+            first[0], first[1], first[2], first[3], second[0], second[1], second[2], second[3],
+        ];
 
         // Chunk c takes its high bits from bit c of each hmask byte.
         let hmask = load_u8x32(&w.hmask);
@@ -90,7 +92,12 @@ pub(crate) mod x86 {
             _mm256_and_si256(clear, _mm256_set1_epi8(LOW_OFFSET as i8))
         });
 
-        Decoded { low, offset, scales: chunk_scales(_mm256_cvtepi8_epi16(scales)), d: fp16(w.d) }
+        Decoded {
+            low,
+            offset,
+            scales: chunk_scales(_mm256_cvtepi8_epi16(scales)),
+            d: fp16(w.d),
+        }
     }
 
     /// Adds one super-block's term to `acc` and returns it.
@@ -135,7 +142,12 @@ pub(crate) mod x86 {
                 acc[k] = add_block(acc[k], &decoded, &a[k][i]);
             }
         }
-        [hsum_float_8(acc[0]), hsum_float_8(acc[1]), hsum_float_8(acc[2]), hsum_float_8(acc[3])]
+        [
+            hsum_float_8(acc[0]),
+            hsum_float_8(acc[1]),
+            hsum_float_8(acc[2]),
+            hsum_float_8(acc[3]),
+        ]
     }
 
     /// A decoded super-block with two chunks per 64-byte register: chunk `2 p` in bytes
@@ -175,7 +187,9 @@ pub(crate) mod x86 {
     fn add_block_pairs(acc: __m256, w: &DecodedPairs, a: &BlockQ8K) -> __m256 {
         let mut sums = _mm512_setzero_si512();
         for p in 0..CHUNKS / 2 {
-            let q8: &[i8; 2 * CHUNK] = a.qs[2 * CHUNK * p..][..2 * CHUNK].try_into().expect("64 bytes");
+            let q8: &[i8; 2 * CHUNK] = a.qs[2 * CHUNK * p..][..2 * CHUNK]
+                .try_into()
+                .expect("64 bytes");
             // SAFETY: `q8` is 64 readable bytes; the load has no alignment requirement.
             let q8 = unsafe { _mm512_loadu_si512(q8.as_ptr().cast()) };
             let pairs = _mm512_sub_epi16(
@@ -187,7 +201,10 @@ pub(crate) mod x86 {
 
         // Lane k of chunk 2 p is i32 lane k, lane k of chunk 2 p + 1 is i32 lane 8 + k, so
         // adding the two halves gives the AVX2 kernel's exact lane sums.
-        let sums = _mm256_add_epi32(_mm512_castsi512_si256(sums), _mm512_extracti64x4_epi64::<1>(sums));
+        let sums = _mm256_add_epi32(
+            _mm512_castsi512_si256(sums),
+            _mm512_extracti64x4_epi64::<1>(sums),
+        );
         fmadd_sums(acc, a.d * w.d, sums)
     }
 
@@ -215,6 +232,11 @@ pub(crate) mod x86 {
                 acc[k] = add_block_pairs(acc[k], &decoded, &a[k][i]);
             }
         }
-        [hsum_float_8(acc[0]), hsum_float_8(acc[1]), hsum_float_8(acc[2]), hsum_float_8(acc[3])]
+        [
+            hsum_float_8(acc[0]),
+            hsum_float_8(acc[1]),
+            hsum_float_8(acc[2]),
+            hsum_float_8(acc[3]),
+        ]
     }
 }
