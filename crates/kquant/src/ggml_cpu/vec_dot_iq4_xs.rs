@@ -60,7 +60,7 @@ pub(crate) fn iq4_xs_q8_k(w: &[BlockIQ4XS], a: &[BlockQ8K]) -> f32 {
     hsum_float_8(&acc)
 }
 
-/// AVX2 versions, bit-identical to the scalar one above.
+/// AVX2 and AVX-512 versions, bit-identical to the scalar one above.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86 {
     use std::arch::x86_64::*;
@@ -143,6 +143,97 @@ pub(crate) mod x86 {
             let decoded = decode(w);
             for k in 0..4 {
                 acc[k] = add_block(acc[k], &decoded, &a[k][i]);
+            }
+        }
+        [
+            hsum_float_8(acc[0]),
+            hsum_float_8(acc[1]),
+            hsum_float_8(acc[2]),
+            hsum_float_8(acc[3]),
+        ]
+    }
+
+    /// A decoded super-block with two groups per 64-byte register: group `2 p` in bytes
+    /// 0..32 of register `p`, group `2 p + 1` in bytes 32..64.
+    struct DecodedPairs {
+        /// Bit `i` set where byte `i` of the codes is negative.
+        negative: [__mmask64; GROUPS / 2],
+        magnitudes: [__m512i; GROUPS / 2],
+        scales: [__m512i; GROUPS / 2],
+        d: f32,
+    }
+
+    /// Joins two 32-byte registers into one 64-byte register, `low` first.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    #[inline]
+    fn join(low: __m256i, high: __m256i) -> __m512i {
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    #[inline]
+    fn decode_pairs(w: &BlockIQ4XS) -> DecodedPairs {
+        let decoded = decode(w);
+        let pair = |v: &[__m256i; GROUPS]| -> [__m512i; GROUPS / 2] {
+            std::array::from_fn(|p| join(v[2 * p], v[2 * p + 1]))
+        };
+        DecodedPairs {
+            negative: pair(&decoded.codes).map(|c| _mm512_movepi8_mask(c)),
+            magnitudes: pair(&decoded.magnitudes),
+            scales: pair(&decoded.scales),
+            d: decoded.d,
+        }
+    }
+
+    /// Adds one super-block's term to `acc` and returns it, two groups per instruction.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    #[inline]
+    fn add_block_pairs(acc: __m256, w: &DecodedPairs, a: &BlockQ8K) -> __m256 {
+        let mut sums = _mm512_setzero_si512();
+        for p in 0..GROUPS / 2 {
+            let q8: &[i8; 2 * CHUNK] = a.qs[2 * CHUNK * p..][..2 * CHUNK]
+                .try_into()
+                .expect("64 bytes");
+            // SAFETY: `q8` is 64 readable bytes; the load has no alignment requirement.
+            let q8 = unsafe { _mm512_loadu_si512(q8.as_ptr().cast()) };
+            // AVX-512 has no `vpsignb`: negate where the code is negative, wrapping -128 to
+            // -128 as `vpsignb` does. Where the code is 0 its magnitude zeroes the product.
+            let signed = _mm512_mask_sub_epi8(q8, w.negative[p], _mm512_setzero_si512(), q8);
+            let pairs = _mm512_maddubs_epi16(w.magnitudes[p], signed);
+            sums = _mm512_add_epi32(sums, _mm512_madd_epi16(pairs, w.scales[p]));
+        }
+
+        // Lane k of group 2 p is i32 lane k, lane k of group 2 p + 1 is i32 lane 8 + k, so
+        // adding the two halves gives the AVX2 kernel's exact lane sums.
+        let sums = _mm256_add_epi32(
+            _mm512_castsi512_si256(sums),
+            _mm512_extracti64x4_epi64::<1>(sums),
+        );
+        fmadd_sums(acc, w.d * a.d, sums)
+    }
+
+    /// Returns the dot product of an IQ4_XS row with a Q8_K row, with 64-byte registers.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    pub(crate) fn iq4_xs_q8_k_avx512(w: &[BlockIQ4XS], a: &[BlockQ8K]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        for (w, a) in w.iter().zip(a) {
+            acc = add_block_pairs(acc, &decode_pairs(w), a);
+        }
+        hsum_float_8(acc)
+    }
+
+    /// [`iq4_xs_q8_k_x4`] with 64-byte registers.
+    ///
+    /// # Panics
+    ///
+    /// Panics when an activation row is shorter than the weight row.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    pub(crate) fn iq4_xs_q8_k_x4_avx512(w: &[BlockIQ4XS], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, w) in w.iter().enumerate() {
+            let decoded = decode_pairs(w);
+            for k in 0..4 {
+                acc[k] = add_block_pairs(acc[k], &decoded, &a[k][i]);
             }
         }
         [
