@@ -21,6 +21,9 @@
  *   act-<n_cols>x<n_batch>.q8_k    the same rows as ggml's Q8_K blocks
  *   <type>-<n_cols>x<n_rows>.bin   weight rows as ggml blocks of <type>
  *   <type>-<n_cols>x<n_rows>x<n_batch>.out.f32  out[b * n_rows + r], f32
+ *   <type>-<n_cols>x<n_rows>x<n_batch>.tiled.f32  the same product from a GGML_OP_MUL_MAT
+ *                                  graph, for batches of 8 or more rows only: ggml then
+ *                                  takes its tiled K-quant kernel instead of the vec-dot
  *   cases.txt                      one line per case: type n_cols n_rows n_batch weight act out
  */
 
@@ -35,6 +38,9 @@
 
 #define QK_K 256
 #define Q8_K_BLOCK_BYTES 292
+
+// ggml's tiled K-quant matmul takes batches of at least this many rows.
+#define TILED_MIN_BATCH 8
 
 // Prototypes from ggml-cpu/quants.h. That header needs ggml-common.h's internal macros, so
 // the declarations are repeated here.
@@ -124,6 +130,27 @@ static void make_extreme_activations(float *x, int n_cols, int n_batch) {
             x[(size_t)b * n_cols + c] = v;
         }
     }
+}
+
+// Multiplies with a GGML_OP_MUL_MAT graph on the CPU backend, which picks the kernel
+// llama.cpp uses for this batch size (the tiled K-quant kernel from 8 rows on).
+static void graph_mul_mat(enum ggml_type type, const void *weight, const float *x, int n_cols,
+                          int n_rows, int n_batch, float *out) {
+    struct ggml_init_params params = { 64u << 20, NULL, false };
+    struct ggml_context *ctx = ggml_init(params);
+    struct ggml_tensor *w = ggml_new_tensor_2d(ctx, type, n_cols, n_rows);
+    struct ggml_tensor *a = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_cols, n_batch);
+    memcpy(w->data, weight, ggml_nbytes(w));
+    memcpy(a->data, x, ggml_nbytes(a));
+    struct ggml_tensor *y = ggml_mul_mat(ctx, w, a);
+    struct ggml_cgraph *graph = ggml_new_graph(ctx);
+    ggml_build_forward_expand(graph, y);
+    if (ggml_graph_compute_with_ctx(ctx, graph, 2) != GGML_STATUS_SUCCESS) {
+        fprintf(stderr, "ggml_graph_compute_with_ctx failed\n");
+        exit(1);
+    }
+    memcpy(out, y->data, (size_t)n_rows * n_batch * sizeof(float));
+    ggml_free(ctx);
 }
 
 static void write_file(const char *dir, const char *name, const void *data, size_t size) {
@@ -247,6 +274,14 @@ int main(int argc, char **argv) {
                      n_rows, s->n_batch);
             write_file(dir, weight_name, q, row_size * n_rows);
             write_file(dir, out_name, out, (size_t)s->n_batch * n_rows * sizeof(float));
+
+            if (s->n_batch >= TILED_MIN_BATCH) {
+                char tiled_name[128];
+                graph_mul_mat(types[t].type, q, s->x, n_cols, n_rows, s->n_batch, out);
+                snprintf(tiled_name, sizeof tiled_name, "%s-%dx%dx%d.tiled.f32", types[t].name,
+                         n_cols, n_rows, s->n_batch);
+                write_file(dir, tiled_name, out, (size_t)s->n_batch * n_rows * sizeof(float));
+            }
             manifest_len += snprintf(manifest + manifest_len, sizeof manifest - manifest_len,
                                      "%s %d %d %d %s %s %s\n", types[t].name, n_cols, n_rows,
                                      s->n_batch, weight_name, act_name, out_name);

@@ -1,5 +1,6 @@
 //! Q4_K, Q5_K and Q6_K matrix products against outputs of ggml's own x86-64 kernels
-//! (`ggml_vec_dot_q{4,5,6}_K_q8_K` of llama.cpp b11312), compared bit for bit.
+//! (llama.cpp b11312), compared bit for bit: `ggml_vec_dot_q{4,5,6}_K_q8_K` for batches of
+//! up to 7 rows, the tiled K-quant matmul of a `GGML_OP_MUL_MAT` graph from 8 rows on.
 //!
 //! The golden files in `tests/data/ggml-cpu/vec-dot-k` come from
 //! `scripts/ggml-oracle/vec_dot_k.c`, whose header comment gives the build command.
@@ -10,8 +11,12 @@ use gguf_format::GgmlType;
 use kquant::{matmul_quantized_with_isa, quantize_activations, Isa, WeightMatrix};
 
 /// Batch sizes to check: each uses the first rows of a case's activations, so every
-/// remainder of the four-row groups and the single-row path is covered.
-const BATCHES: [usize; 8] = [1, 2, 3, 4, 5, 7, 9, 16];
+/// remainder of the four-row groups, the single-row path and both sides of the tiled
+/// kernel's threshold are covered.
+const BATCHES: [usize; 9] = [1, 2, 3, 4, 5, 7, 8, 9, 16];
+
+/// The smallest batch ggml multiplies with its tiled kernel instead of the vec-dot.
+const TILED_MIN_BATCH: usize = 8;
 
 /// Mismatches listed in a failure message.
 const SHOWN_MISMATCHES: usize = 8;
@@ -111,6 +116,8 @@ fn check_type(ggml_type: GgmlType) {
             WeightMatrix::new(case.ggml_type, &weight_bytes, case.n_cols, case.n_rows).unwrap();
         let x = read_f32(&format!("{}.f32", case.act_stem));
         let q8_golden = read(&format!("{}.q8_k", case.act_stem));
+        let expected_tiled = (case.n_batch >= TILED_MIN_BATCH)
+            .then(|| read_f32(&case.out_file.replace(".out.f32", ".tiled.f32")));
         let expected = read_f32(&case.out_file);
         assert_eq!(
             expected.len(),
@@ -139,7 +146,12 @@ fn check_type(ggml_type: GgmlType) {
                 case.n_cols,
             )
             .unwrap();
-            let expected = &expected[..n_batch * case.n_rows];
+            let expected = if n_batch >= TILED_MIN_BATCH {
+                let tiled = expected_tiled.as_ref().expect("a tiled output file");
+                &tiled[..n_batch * case.n_rows]
+            } else {
+                &expected[..n_batch * case.n_rows]
+            };
 
             for isa in Isa::supported() {
                 let mut out = vec![f32::NAN; n_batch * case.n_rows];
@@ -179,9 +191,9 @@ fn q4_k_matches_ggml_bits() {
 }
 
 #[test]
-fn repacked_q4_k_odd_rows_use_vec_dot() {
+fn repacked_q4_k_odd_rows_use_plain_kernels() {
     // A repacked Q4_K matrix whose row count is not a multiple of 8 cannot be repacked, so
-    // ggml multiplies it with the plain vec-dot kernel.
+    // ggml multiplies it with the plain kernels: the tiled one for this batch of 16.
     let case = cases(GgmlType::Q4_K)
         .into_iter()
         .find(|c| c.n_rows % 8 != 0)
@@ -192,7 +204,12 @@ fn repacked_q4_k_odd_rows_use_vec_dot() {
         .with_repack(true);
     let x = read_f32(&format!("{}.f32", case.act_stem));
     let acts = quantize_activations(GgmlType::Q8_K, &x, case.n_batch, case.n_cols).unwrap();
-    let expected = read_f32(&case.out_file);
+    assert!(
+        case.n_batch >= TILED_MIN_BATCH,
+        "{}: expected a batch of 8 or more",
+        case.name()
+    );
+    let expected = read_f32(&case.out_file.replace(".out.f32", ".tiled.f32"));
 
     let mut out = vec![f32::NAN; expected.len()];
     matmul_quantized_with_isa(Isa::detect(), &weight, &acts, &mut out).unwrap();

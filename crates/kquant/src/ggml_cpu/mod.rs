@@ -35,6 +35,7 @@ use crate::QuantError;
 pub(crate) mod vec_dot_q4_k;
 pub(crate) mod vec_dot_q5_k;
 pub(crate) mod vec_dot_q6_k;
+pub(crate) mod tiled_k;
 pub(crate) mod q0_block;
 pub(crate) mod vec_dot_q0;
 pub(crate) mod vec_dot_float;
@@ -127,6 +128,10 @@ fn vec_dot_matmul(
 ) -> Option<Result<(), QuantError>> {
     let _ = (isa, activations, &out);
     match weight.ggml_type() {
+        // ggml b11312 multiplies K-quants by batches of 8 or more rows with its tiled kernel.
+        GgmlType::Q4_K if activations.n_batch() >= tiled_k::TILED_MIN_BATCH => Some(tiled_k::matmul::<BlockQ4K>(isa, weight, activations, out)),
+        GgmlType::Q5_K if activations.n_batch() >= tiled_k::TILED_MIN_BATCH => Some(tiled_k::matmul::<BlockQ5K>(isa, weight, activations, out)),
+        GgmlType::Q6_K if activations.n_batch() >= tiled_k::TILED_MIN_BATCH => Some(tiled_k::matmul::<BlockQ6K>(isa, weight, activations, out)),
         GgmlType::Q4_K => Some(crate::matmul::matmul_typed::<BlockQ4K>(isa, weight, activations, out)),
         GgmlType::Q5_K => Some(crate::matmul::matmul_typed::<BlockQ5K>(isa, weight, activations, out)),
         GgmlType::Q6_K => Some(crate::matmul::matmul_typed::<BlockQ6K>(isa, weight, activations, out)),

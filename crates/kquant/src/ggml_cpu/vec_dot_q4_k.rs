@@ -86,6 +86,16 @@ fn block_lanes(w: &BlockQ4K, scales: &[u8], a: &BlockQ8K) -> [i32; LANES] {
     lanes
 }
 
+/// Returns the exact integer sums of one super-block: scaled products and min term.
+pub(super) fn block_sums(w: &BlockQ4K, a: &BlockQ8K) -> (i32, i32) {
+    let unpacked = scales_mins(&w.scales);
+    let (scales, mins) = unpacked.split_at(SUB_BLOCKS);
+    (
+        block_lanes(w, scales, a).iter().sum(),
+        min_lanes(mins, a).iter().sum(),
+    )
+}
+
 /// Computes the dot product of a Q4_K row and a Q8_K row with ggml's float order, in
 /// portable Rust (`f32::mul_add` for each fused multiply-add).
 pub(crate) fn q4_k_q8_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
@@ -115,13 +125,14 @@ pub(crate) use x86::{q4_k_q8_k_avx2, q4_k_q8_k_avx512, q4_k_q8_k_x4_avx2, q4_k_q
 #[cfg(target_arch = "x86_64")]
 pub(super) use x86::{
     min_products, nibble_pairs_512, scale_broadcasts, scale_pairs_512, sub_block_pairs_512,
+    tiled_sums_x4_avx512,
 };
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::vec_dot_q6_k::{hsum_float_8_avx2, scaled_chunk, CHUNK};
+    use super::super::vec_dot_q6_k::{horizontal_sum, hsum_float_8_avx2, scaled_chunk, CHUNK};
     use super::{scales_mins, SUB_BLOCKS};
     use crate::blocks::{BlockQ4K, BlockQ8K, QK_K};
     use crate::dot::scalar::fp16;
@@ -356,6 +367,23 @@ mod x86 {
         let sumi = sub_block_pairs_512(&w.codes, &w.scales, a);
         let d = _mm256_set1_ps(a.d * w.d);
         *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), *acc);
+    }
+
+    /// Returns, for each of four activation blocks, the exact integer sums of `w` with it:
+    /// the scaled products and the min term.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    pub(in crate::ggml_cpu) unsafe fn tiled_sums_x4_avx512(
+        w: &BlockQ4K,
+        a: [&BlockQ8K; 4],
+    ) -> [(i32, i32); 4] {
+        let decoded = decode_512(w);
+        a.map(|a| {
+            let products = sub_block_pairs_512(&decoded.codes, &decoded.scales, a);
+            let mins = min_products(decoded.mins, a);
+            let mins = _mm256_castsi128_si256(mins);
+            let mins = _mm256_inserti128_si256::<1>(mins, _mm_setzero_si128());
+            (horizontal_sum(products), horizontal_sum(mins))
+        })
     }
 
     /// Computes [`q4_k_q8_k_avx2`]'s result, bit for bit, with 512-bit integer products.

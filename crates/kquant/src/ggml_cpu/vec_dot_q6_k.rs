@@ -73,6 +73,11 @@ fn block_lanes(w: &BlockQ6K, a: &BlockQ8K) -> [i32; LANES] {
     lanes
 }
 
+/// Returns the exact integer dot product of one super-block, code offset included.
+pub(super) fn block_sum(w: &BlockQ6K, a: &BlockQ8K) -> i32 {
+    block_lanes(w, a).iter().sum()
+}
+
 /// Computes the dot product of a Q6_K row and a Q8_K row with ggml's float order, in
 /// portable Rust (`f32::mul_add` for each fused multiply-add).
 pub(crate) fn q6_k_q8_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
@@ -91,7 +96,7 @@ pub(crate) fn q6_k_q8_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
 pub(crate) use x86::{q6_k_q8_k_avx2, q6_k_q8_k_avx512, q6_k_q8_k_x4_avx2, q6_k_q8_k_x4_avx512};
 
 #[cfg(target_arch = "x86_64")]
-pub(super) use x86::{hsum_float_8_avx2, scaled_chunk};
+pub(super) use x86::{horizontal_sum, hsum_float_8_avx2, scaled_chunk, tiled_sums_x4_avx512};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -336,6 +341,29 @@ mod x86 {
         let bsums = _mm256_loadu_si256(a.bsums.as_ptr().cast());
         let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(bsums, w.scales_16));
         _mm256_sub_epi32(folded, offset)
+    }
+
+    /// Returns, for each of four activation blocks, the exact integer dot product of `w`
+    /// with it, code offset included, and 0 for the absent min term.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    pub(in crate::ggml_cpu) unsafe fn tiled_sums_x4_avx512(
+        w: &BlockQ6K,
+        a: [&BlockQ8K; 4],
+    ) -> [(i32, i32); 4] {
+        let decoded = decode_512(w);
+        a.map(|a| (horizontal_sum(lanes_512(&decoded, a)), 0))
+    }
+
+    /// Adds the eight i32 lanes (exactly, as the lane sums never overflow).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(in crate::ggml_cpu) unsafe fn horizontal_sum(lanes: __m256i) -> i32 {
+        let quad = _mm_add_epi32(
+            _mm256_castsi256_si128(lanes),
+            _mm256_extracti128_si256::<1>(lanes),
+        );
+        let pair = _mm_add_epi32(quad, _mm_unpackhi_epi64(quad, quad));
+        _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32::<0b01>(pair)))
     }
 
     /// Computes [`q6_k_q8_k_avx2`]'s result, bit for bit, with 512-bit integer products.
