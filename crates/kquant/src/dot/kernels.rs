@@ -90,6 +90,6 @@ impl_vec_dot!(BlockQ4K, Q4_K, QK_K, BlockQ8K, vec_dot_q4_k::q4_k_q8_k, avx2: vec
 impl_vec_dot!(BlockQ5K, Q5_K, QK_K, BlockQ8K, vec_dot_q5_k::q5_k_q8_k, avx2: vec_dot_q5_k::q5_k_q8_k_avx2, avx512: vec_dot_q5_k::q5_k_q8_k_avx512, x4: vec_dot_q5_k::q5_k_q8_k_x4_avx2, vec_dot_q5_k::q5_k_q8_k_x4_avx512);
 impl_vec_dot!(BlockQ6K, Q6_K, QK_K, BlockQ8K, vec_dot_q6_k::q6_k_q8_k, avx2: vec_dot_q6_k::q6_k_q8_k_avx2, avx512: vec_dot_q6_k::q6_k_q8_k_avx512, neon: neon::q6_k_q8_k, x4: vec_dot_q6_k::q6_k_q8_k_x4_avx2, vec_dot_q6_k::q6_k_q8_k_x4_avx512);
 impl_vec_dot!(BlockIQ4XS, IQ4_XS, QK_K, BlockQ8K, vec_dot_iq4_xs::iq4_xs_q8_k, avx2: vec_dot_iq4_xs::x86::iq4_xs_q8_k, avx512: vec_dot_iq4_xs::x86::iq4_xs_q8_k_avx512, x4: vec_dot_iq4_xs::x86::iq4_xs_q8_k_x4, vec_dot_iq4_xs::x86::iq4_xs_q8_k_x4_avx512);
-impl_vec_dot!(f32, F32, 1, f32, vec_dot_float::f32_scalar, avx512: vec_dot_float::x86::f32_dot);
-impl_vec_dot!(f16, F16, 1, f16, vec_dot_float::f16_scalar, avx512: vec_dot_float::x86::f16_dot);
+impl_vec_dot!(f32, F32, 1, f32, vec_dot_float::f32_scalar, avx2: vec_dot_float::avx2::f32_dot, avx512: vec_dot_float::x86::f32_dot);
+impl_vec_dot!(f16, F16, 1, f16, vec_dot_float::f16_scalar, avx2: vec_dot_float::avx2::f16_dot, avx512: vec_dot_float::x86::f16_dot);
 impl_vec_dot!(bf16, BF16, 1, bf16, scalar::bf16_bf16, avx2: avx2::bf16_bf16, avx512: avx512::bf16_bf16);

@@ -96,6 +96,11 @@ pub(crate) fn matmul<T: FloatElement>(
             // `n_batch` rows of `n_cols` and the caller checked `out.len()` and `accepts`.
             unsafe { x86::matmul::<T>(weight, acts, n_batch, out) };
         }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => {
+            // SAFETY: `resolve` returned Avx2, so AVX2, FMA and F16C are present.
+            for_each_element(weight, acts, n_batch, out, |w: &[T], a| unsafe { x86::dot_avx2(w, a) });
+        }
         _ => for_each_element(weight, acts, n_batch, out, dot_scalar::<T>),
     }
     Ok(())
@@ -127,6 +132,35 @@ mod x86 {
         } else {
             _mm512_loadu_ps(p.cast::<f32>())
         }
+    }
+
+    /// Computes [`super::dot_scalar`] with AVX2, one 16-lane accumulator as two halves.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot_avx2<T: FloatElement>(w: &[T], a: &[T]) -> f32 {
+        use crate::ggml_cpu::vec_dot_float::avx2;
+
+        let load = |p: *const T| {
+            // SAFETY: the caller guarantees AVX2, and `p` points at 16 elements of a row.
+            unsafe {
+                if T::TYPE == gguf_format::GgmlType::F16 {
+                    avx2::load_f16(p.cast::<f16>())
+                } else {
+                    avx2::load_f32(p.cast::<f32>())
+                }
+            }
+        };
+        let n = w.len().min(a.len());
+        let mut acc = avx2::zero();
+        let mut k = 0;
+        while k + KN <= n {
+            acc = avx2::fmadd(load(w.as_ptr().add(k)), load(a.as_ptr().add(k)), acc);
+            k += KN;
+        }
+        avx2::reduce16(acc)
     }
 
     /// Multiplies `weight` by `n_batch` rows of `acts` into `out`.

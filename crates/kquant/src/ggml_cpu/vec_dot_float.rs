@@ -130,7 +130,8 @@ pub(crate) mod x86 {
     /// The CPU supports AVX-512 F.
     #[target_feature(enable = "avx512f")]
     pub(crate) unsafe fn f32_dot(x: &[f32], y: &[f32]) -> f32 {
-        // SAFETY (closure): `sum_steps` loads 16 elements at offsets below `np <= len`.
+        // SAFETY (closure): `sum_steps` loads 16 elements at a time, ending at most at
+        // `np <= len`.
         let (mut sum, np) = sum_steps(x, y, |p| unsafe { _mm512_loadu_ps(p) });
         for (&x, &y) in x[np..].iter().zip(&y[np..]) {
             sum += x * y;
@@ -144,6 +145,126 @@ pub(crate) mod x86 {
     ///
     /// The CPU supports AVX-512 F.
     #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn f16_dot(x: &[f16], y: &[f16]) -> f32 {
+        // SAFETY (closure): as in `f32_dot`.
+        let (sum, np) = sum_steps(x, y, |p| unsafe { load_f16(p) });
+        let mut wide = f64::from(sum);
+        for (&x, &y) in x[np..].iter().zip(&y[np..]) {
+            wide += f64::from(x.to_f32() * y.to_f32());
+        }
+        wide as f32
+    }
+}
+
+/// The AVX2 kernels: each 16-lane register of ggml's AVX-512 code becomes two 8-lane
+/// halves. Every lane gets the same operations, so the bits are those of the scalar
+/// kernels above.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use std::arch::x86_64::*;
+
+    use half::f16;
+
+    use super::{ARR, EPR, STEP};
+
+    /// Lanes of one AVX2 register.
+    const HALF: usize = EPR / 2;
+
+    /// One 16-lane register of ggml's AVX-512 code as two halves.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Lanes16 {
+        pub(crate) low: __m256,
+        pub(crate) high: __m256,
+    }
+
+    /// Returns 16 zero lanes.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    pub(crate) unsafe fn zero() -> Lanes16 {
+        Lanes16 { low: _mm256_setzero_ps(), high: _mm256_setzero_ps() }
+    }
+
+    /// Adds two 16-lane registers lane by lane.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    pub(crate) unsafe fn add(a: Lanes16, b: Lanes16) -> Lanes16 {
+        Lanes16 { low: _mm256_add_ps(a.low, b.low), high: _mm256_add_ps(a.high, b.high) }
+    }
+
+    /// Returns `fma(x, y, acc)` lane by lane.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    pub(crate) unsafe fn fmadd(x: Lanes16, y: Lanes16, acc: Lanes16) -> Lanes16 {
+        Lanes16 { low: _mm256_fmadd_ps(x.low, y.low, acc.low), high: _mm256_fmadd_ps(x.high, y.high, acc.high) }
+    }
+
+    /// Loads 16 f32 values.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    pub(crate) unsafe fn load_f32(p: *const f32) -> Lanes16 {
+        Lanes16 { low: _mm256_loadu_ps(p), high: _mm256_loadu_ps(p.add(HALF)) }
+    }
+
+    /// Loads 16 f16 values as f32.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    pub(crate) unsafe fn load_f16(p: *const f16) -> Lanes16 {
+        Lanes16 {
+            low: _mm256_cvtph_ps(_mm_loadu_si128(p.cast())),
+            high: _mm256_cvtph_ps(_mm_loadu_si128(p.add(HALF).cast())),
+        }
+    }
+
+    /// Sums 16 lanes in the order of [`super::reduce16`].
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    pub(crate) unsafe fn reduce16(v: Lanes16) -> f32 {
+        let eight = _mm256_add_ps(v.high, v.low);
+        let four = _mm_add_ps(_mm256_extractf128_ps::<1>(eight), _mm256_castps256_ps128(eight));
+        let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
+        _mm_cvtss_f32(_mm_add_ss(two, _mm_movehdup_ps(two)))
+    }
+
+    /// Runs the 64-element steps with `load` and returns the reduced sum and the number of
+    /// elements consumed.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn sum_steps<T>(x: &[T], y: &[T], load: impl Fn(*const T) -> Lanes16) -> (f32, usize) {
+        let n = x.len().min(y.len());
+        let np = n - n % STEP;
+        let mut sum = [zero(); ARR];
+        let mut i = 0;
+        while i < np {
+            for (j, reg) in sum.iter_mut().enumerate() {
+                *reg = fmadd(load(x.as_ptr().add(i + j * EPR)), load(y.as_ptr().add(i + j * EPR)), *reg);
+            }
+            i += STEP;
+        }
+        (reduce16(add(add(sum[0], sum[2]), add(sum[1], sum[3]))), np)
+    }
+
+    /// Computes [`super::f32_scalar`] with AVX2.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn f32_dot(x: &[f32], y: &[f32]) -> f32 {
+        // SAFETY (closure): `sum_steps` loads 16 elements at a time, ending at most at
+        // `np <= len`.
+        let (mut sum, np) = sum_steps(x, y, |p| unsafe { load_f32(p) });
+        for (&x, &y) in x[np..].iter().zip(&y[np..]) {
+            sum += x * y;
+        }
+        sum
+    }
+
+    /// Computes [`super::f16_scalar`] with AVX2.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn f16_dot(x: &[f16], y: &[f16]) -> f32 {
         // SAFETY (closure): as in `f32_dot`.
         let (sum, np) = sum_steps(x, y, |p| unsafe { load_f16(p) });
@@ -179,6 +300,26 @@ mod tests {
         v[8] = -1e8;
 
         assert_eq!(reduce16(v), 14.0);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_equals_scalar() {
+        if !crate::dot::Isa::Avx2.is_supported() {
+            return;
+        }
+        for n in [1, 15, 16, 63, 64, 65, 100, 128, 200, 640] {
+            let x = values(n, 3);
+            let y = values(n, 5);
+            let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+            let yh: Vec<f16> = y.iter().map(|&v| f16::from_f32(v)).collect();
+
+            // SAFETY: AVX2, FMA and F16C were checked above.
+            let (f32_simd, f16_simd) = unsafe { (avx2::f32_dot(&x, &y), avx2::f16_dot(&xh, &yh)) };
+
+            assert_eq!(f32_simd.to_bits(), f32_scalar(&x, &y).to_bits(), "f32 n = {n}");
+            assert_eq!(f16_simd.to_bits(), f16_scalar(&xh, &yh).to_bits(), "f16 n = {n}");
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
