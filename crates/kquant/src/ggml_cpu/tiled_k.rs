@@ -112,8 +112,7 @@ impl TiledK for BlockQ4K {
 
 /// Adds one super-block's contribution to `acc` in the tiled kernel's float order.
 #[inline]
-fn accumulate<W: TiledK>(acc: f32, w: &W, (s1, s2): (i32, i32), a_d: f32) -> f32 {
-    let (d, dmin) = w.scales();
+fn accumulate<W: TiledK>(acc: f32, (d, dmin): (f32, f32), (s1, s2): (i32, i32), a_d: f32) -> f32 {
     let mut r = s1 as f32 * d;
     if W::HAS_MIN {
         r = (-dmin).mul_add(s2 as f32, r);
@@ -123,9 +122,9 @@ fn accumulate<W: TiledK>(acc: f32, w: &W, (s1, s2): (i32, i32), a_d: f32) -> f32
 
 /// Computes one output element in the tiled kernel's order, in portable Rust.
 pub(crate) fn tiled_dot<W: TiledK>(w: &[W], a: &[BlockQ8K]) -> f32 {
-    w.iter()
-        .zip(a)
-        .fold(0.0, |acc, (w, a)| accumulate(acc, w, w.sums(a), a.d))
+    w.iter().zip(a).fold(0.0, |acc, (w, a)| {
+        accumulate::<W>(acc, w.scales(), w.sums(a), a.d)
+    })
 }
 
 /// Computes four output elements (one weight row, four activation rows) with the AVX-512
@@ -141,8 +140,9 @@ unsafe fn tiled_dot_x4_avx512<W: TiledK>(w: &[W], a: [&[BlockQ8K]; GROUP]) -> [f
     let mut acc = [0.0f32; GROUP];
     for (i, w) in w.iter().enumerate() {
         let sums = w.sums_x4_avx512([&a[0][i], &a[1][i], &a[2][i], &a[3][i]]);
+        let scales = w.scales();
         for r in 0..GROUP {
-            acc[r] = accumulate(acc[r], w, sums[r], a[r][i].d);
+            acc[r] = accumulate::<W>(acc[r], scales, sums[r], a[r][i].d);
         }
     }
     acc
@@ -151,6 +151,8 @@ unsafe fn tiled_dot_x4_avx512<W: TiledK>(w: &[W], a: [&[BlockQ8K]; GROUP]) -> [f
 /// Computes `out` for a batch of at least [`TILED_MIN_BATCH`] rows in the tiled kernel's
 /// float order. `Isa::Avx512` uses the AVX-512 integer kernels; every other ISA uses the
 /// portable code, with identical bits.
+///
+/// NOTE: there is no AVX2 integer kernel here yet, so AVX2-only CPUs run the portable code.
 pub(crate) fn matmul<W: TiledK>(
     isa: Isa,
     weight: &WeightMatrix,
@@ -179,7 +181,7 @@ pub(crate) fn matmul<W: TiledK>(
             let act_row = |b: usize| &acts[b * blocks_per_row..(b + 1) * blocks_per_row];
 
             // SAFETY: this task writes exactly the elements `b * n_rows + r` for `b` in `batch`
-            // and `r` in `rows`; tasks partition that grid, and the caller checked that
+            // and `r` in `rows`. Tasks partition that grid, and the caller checked that
             // `out.len() == n_batch * n_rows`.
             let write =
                 |b: usize, r: usize, value: f32| unsafe { out_ptr.write(b * n_rows + r, value) };
@@ -187,18 +189,22 @@ pub(crate) fn matmul<W: TiledK>(
             let mut b = batch.start;
             #[cfg(target_arch = "x86_64")]
             if use_avx512 {
-                while b + GROUP <= batch.end {
-                    let group = [act_row(b), act_row(b + 1), act_row(b + 2), act_row(b + 3)];
+                // A last group of fewer than 4 rows repeats its last row and keeps only the
+                // rows it owns, because the portable code is far slower than one more row.
+                while b < batch.end {
+                    let owned = GROUP.min(batch.end - b);
+                    let group: [&[BlockQ8K]; GROUP] =
+                        std::array::from_fn(|k| act_row(b + k.min(owned - 1)));
                     for (i, r) in rows.clone().enumerate() {
                         let w_row = &tile_weights[i * blocks_per_row..(i + 1) * blocks_per_row];
                         // SAFETY: `use_avx512` means `resolve` confirmed AVX-512 F/BW, AVX2 and
-                        // FMA; every activation row has `blocks_per_row` blocks.
+                        // FMA. Every activation row has `blocks_per_row` blocks.
                         let values = unsafe { tiled_dot_x4_avx512(w_row, group) };
-                        for (k, value) in values.into_iter().enumerate() {
+                        for (k, &value) in values.iter().enumerate().take(owned) {
                             write(b + k, r, value);
                         }
                     }
-                    b += GROUP;
+                    b += owned;
                 }
             }
             for b in b..batch.end {
