@@ -36,18 +36,19 @@ pub(crate) mod vec_dot_q4_k;
 pub(crate) mod vec_dot_q5_k;
 pub(crate) mod vec_dot_q6_k;
 pub(crate) mod tiled_k;
-pub(crate) mod q0_block;
-pub(crate) mod vec_dot_q0;
-pub(crate) mod vec_dot_float;
-mod tiles;
-mod tinyblas_float;
-mod tinyblas_q0;
+mod tiled_misc;
 pub(crate) mod vec_dot_iq4_xs;
 pub(crate) mod vec_dot_lanes;
 pub(crate) mod vec_dot_q2_k;
 pub(crate) mod vec_dot_q3_k;
 pub(crate) mod vec_dot_q4_1;
 pub(crate) mod vec_dot_q5_1;
+pub(crate) mod q0_block;
+pub(crate) mod vec_dot_q0;
+pub(crate) mod vec_dot_float;
+mod tiles;
+mod tinyblas_float;
+mod tinyblas_q0;
 
 mod repack;
 mod repack_b32;
@@ -132,20 +133,23 @@ fn vec_dot_matmul(
         GgmlType::Q4_K if activations.n_batch() >= tiled_k::TILED_MIN_BATCH => Some(tiled_k::matmul::<BlockQ4K>(isa, weight, activations, out)),
         GgmlType::Q5_K if activations.n_batch() >= tiled_k::TILED_MIN_BATCH => Some(tiled_k::matmul::<BlockQ5K>(isa, weight, activations, out)),
         GgmlType::Q6_K if activations.n_batch() >= tiled_k::TILED_MIN_BATCH => Some(tiled_k::matmul::<BlockQ6K>(isa, weight, activations, out)),
+        GgmlType::Q3_K if activations.n_batch() >= tiled_k::TILED_MIN_BATCH => Some(tiled_k::matmul::<BlockQ3K>(isa, weight, activations, out)),
+        GgmlType::IQ4_XS if activations.n_batch() >= tiled_k::TILED_MIN_BATCH => Some(tiled_k::matmul::<BlockIQ4XS>(isa, weight, activations, out)),
+        GgmlType::Q2_K if activations.n_batch() >= tiled_k::TILED_MIN_BATCH => Some(tiled_k::matmul::<BlockQ2K>(isa, weight, activations, out)),
         GgmlType::Q4_K => Some(crate::matmul::matmul_typed::<BlockQ4K>(isa, weight, activations, out)),
         GgmlType::Q5_K => Some(crate::matmul::matmul_typed::<BlockQ5K>(isa, weight, activations, out)),
         GgmlType::Q6_K => Some(crate::matmul::matmul_typed::<BlockQ6K>(isa, weight, activations, out)),
-        GgmlType::Q4_0 => Some(crate::matmul::matmul_typed::<crate::blocks::BlockQ4_0>(isa, weight, activations, out)),
-        GgmlType::Q5_0 => Some(crate::matmul::matmul_typed::<crate::blocks::BlockQ5_0>(isa, weight, activations, out)),
-        GgmlType::Q8_0 => Some(crate::matmul::matmul_typed::<crate::blocks::BlockQ8_0>(isa, weight, activations, out)),
-        GgmlType::IQ4_NL => Some(crate::matmul::matmul_typed::<crate::blocks::BlockIQ4NL>(isa, weight, activations, out)),
-        GgmlType::F16 => Some(crate::matmul::matmul_typed::<half::f16>(isa, weight, activations, out)),
-        GgmlType::F32 => Some(crate::matmul::matmul_typed::<f32>(isa, weight, activations, out)),
         GgmlType::Q4_1 => Some(matmul_typed::<BlockQ4_1>(isa, weight, activations, out)),
         GgmlType::Q5_1 => Some(matmul_typed::<BlockQ5_1>(isa, weight, activations, out)),
         GgmlType::Q2_K => Some(matmul_typed::<BlockQ2K>(isa, weight, activations, out)),
         GgmlType::Q3_K => Some(matmul_typed::<BlockQ3K>(isa, weight, activations, out)),
         GgmlType::IQ4_XS => Some(matmul_typed::<BlockIQ4XS>(isa, weight, activations, out)),
+        GgmlType::Q4_0 => Some(matmul_typed::<crate::blocks::BlockQ4_0>(isa, weight, activations, out)),
+        GgmlType::Q5_0 => Some(matmul_typed::<crate::blocks::BlockQ5_0>(isa, weight, activations, out)),
+        GgmlType::Q8_0 => Some(matmul_typed::<crate::blocks::BlockQ8_0>(isa, weight, activations, out)),
+        GgmlType::IQ4_NL => Some(matmul_typed::<crate::blocks::BlockIQ4NL>(isa, weight, activations, out)),
+        GgmlType::F16 => Some(matmul_typed::<half::f16>(isa, weight, activations, out)),
+        GgmlType::F32 => Some(matmul_typed::<f32>(isa, weight, activations, out)),
         _ => None,
     }
 }
