@@ -6,8 +6,8 @@
  * For each case the program builds deterministic weights and activations, quantizes the
  * weights with ggml_quantize_chunk and runs one GGML_OP_MUL_MAT graph on the CPU backend
  * with the weight in an ordinary CPU buffer. With at least 8 activation rows the backend
- * takes the tiled path (GGML_CPU_TILED_MM unset means on); it converts the f32 activations
- * with quantize_row_q8_K itself, as llama-perplexity does. Each product runs with 1 and
+ * takes the tiled path, which is on while GGML_CPU_TILED_MM is unset. It converts the f32
+ * activations with quantize_row_q8_K itself, as llama-perplexity does. Each product runs with 1 and
  * with 3 threads; the program stops when the two outputs differ in any bit. Batches of 8,
  * 9 and 16 rows take the tiled kernel's narrow path (several K slabs per call), 17
  * its standard path; 40 weight rows leave a ragged 8-row edge after the 16-row microtiles.
@@ -89,11 +89,11 @@ static void write_file(const char *dir, const char *name, const void *data, size
 }
 
 /*
- * Fills 16 activation rows that resemble Gemma's normed hidden states: unit-scale normal
- * values, a few channels that are 8x larger in every row, and rare outliers of 20 to 60.
- * Row 0 and row 5 start their first 256-block with -M and later hold +M, where M is the
- * block's largest magnitude: the one case where the two Q8_K quantizers choose opposite
- * signs for the scale.
+ * Fills MAX_BATCH activation rows that resemble Gemma's normed hidden states: unit-scale
+ * normal values, a few channels that are 8x larger in every row, and rare outliers of 20 to
+ * 60. Row 0 and row 5 start their first 256-block with -M and later contain +M, where M is
+ * the block's largest magnitude: a tie where a Q8_K quantizer may pick either sign for the
+ * scale.
  */
 static void make_activations(float *x, int n_cols, uint64_t seed) {
     rng_seed(seed);

@@ -2,9 +2,9 @@
 //! x86-64 `ggml_vec_dot_*` kernels.
 //!
 //! The golden files in `tests/data/ggml-cpu/vec-dot-misc/` come from llama.cpp b11312's
-//! CPU backend (see the README there). For these weight types ggml computes each output
-//! element with one `vec_dot` call, so an output depends on one weight row and one
-//! activation row only. Each case runs for several batch sizes, on the first rows of the
+//! CPU backend (see the README there). For these weight types and batches of up to 7 rows
+//! ggml computes each output element with one `vec_dot` call, so an output depends on one
+//! weight row and one activation row only. Each case runs for several batch sizes, on the first rows of the
 //! stored activations, and with every instruction set this CPU supports.
 
 use std::fs;
