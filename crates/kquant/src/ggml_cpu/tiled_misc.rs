@@ -112,9 +112,11 @@ impl TiledK for BlockQ3K {
 
     #[cfg(target_arch = "x86_64")]
     unsafe fn sums_x4_avx512(&self, a: [&BlockQ8K; 4]) -> [(i32, i32); 4] {
-        let scaled = scaled_q3_k(self);
-        // SAFETY: the caller guarantees AVX-512 F and BW.
-        a.map(|a| (unsafe { x86::scaled_sum_avx512(&scaled, a) }, 0))
+        // SAFETY: the caller guarantees AVX2, AVX-512 F and BW.
+        unsafe {
+            let scaled = x86::scaled_q3_k(self);
+            a.map(|a| (x86::scaled_sum(&scaled, a), 0))
+        }
     }
 }
 
@@ -131,9 +133,11 @@ impl TiledK for BlockIQ4XS {
 
     #[cfg(target_arch = "x86_64")]
     unsafe fn sums_x4_avx512(&self, a: [&BlockQ8K; 4]) -> [(i32, i32); 4] {
-        let scaled = scaled_iq4_xs(self);
-        // SAFETY: the caller guarantees AVX-512 F and BW.
-        a.map(|a| (unsafe { x86::scaled_sum_avx512(&scaled, a) }, 0))
+        // SAFETY: the caller guarantees AVX2, AVX-512 F and BW.
+        unsafe {
+            let scaled = x86::scaled_iq4_xs(self);
+            a.map(|a| (x86::scaled_sum(&scaled, a), 0))
+        }
     }
 }
 
@@ -150,46 +154,192 @@ impl TiledK for BlockQ2K {
 
     #[cfg(target_arch = "x86_64")]
     unsafe fn sums_x4_avx512(&self, a: [&BlockQ8K; 4]) -> [(i32, i32); 4] {
-        let scaled = scaled_q2_k(self);
-        // SAFETY: the caller guarantees AVX-512 F and BW.
-        a.map(|a| {
-            (
-                unsafe { x86::scaled_sum_avx512(&scaled, a) },
-                q2_k_min_sum(self, a),
-            )
-        })
+        // SAFETY: the caller guarantees AVX2, AVX-512 F and BW.
+        unsafe {
+            let scaled = x86::scaled_q2_k(self);
+            a.map(|a| (x86::scaled_sum(&scaled, a), q2_k_min_sum(self, a)))
+        }
     }
 }
 
-/// The AVX-512 sum of a decoded super-block with Q8_K codes.
+/// AVX-512 versions of the decoders and the sum, bit-identical to the portable ones above.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::Scaled;
-    use crate::blocks::{BlockQ8K, QK_K};
+    use super::{iq4_xs_scale, Q3_K_LOW_OFFSET};
+    use crate::blocks::{BlockIQ4XS, BlockQ2K, BlockQ3K, BlockQ8K, KVALUES_IQ4NL, QK_K};
+    use crate::ggml_cpu::vec_dot_lanes::x86::{load_i8x32, load_u8x32};
+    use crate::ggml_cpu::vec_dot_q3_k::group_scales;
 
-    /// i16 elements per 512-bit register.
-    const STEP: usize = 32;
+    /// Elements per chunk: one 256-bit register of i8 codes, one 512-bit register of i16.
+    const CHUNK: usize = 32;
+
+    /// Chunks per super-block.
+    const CHUNKS: usize = QK_K / CHUNK;
+
+    /// A super-block decoded into `scale * code`, 32 i16 per register, in element order.
+    pub(super) type Scaled = [__m512i; CHUNKS];
+
+    /// Returns the four 2-bit planes of 32 packed bytes: plane `k` holds bits `2 k..2 k + 2`
+    /// of each byte, which are elements `32 k..32 k + 32` of the 128 the bytes pack.
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    fn two_bit_planes(packed: __m256i) -> [__m256i; 4] {
+        let mask = _mm256_set1_epi8(3);
+        // The 16-bit shifts move bits across bytes, but only above the 2 bits the mask keeps.
+        [
+            _mm256_and_si256(packed, mask),
+            _mm256_and_si256(_mm256_srli_epi16::<2>(packed), mask),
+            _mm256_and_si256(_mm256_srli_epi16::<4>(packed), mask),
+            _mm256_and_si256(_mm256_srli_epi16::<6>(packed), mask),
+        ]
+    }
+
+    /// Returns the 2-bit codes of a Q2_K or Q3_K super-block, 32 per chunk.
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    fn two_bit_codes(qs: &[u8; QK_K / 4]) -> [__m256i; CHUNKS] {
+        let first = two_bit_planes(load_u8x32(&qs[..CHUNK]));
+        let second = two_bit_planes(load_u8x32(&qs[CHUNK..]));
+        [
+            first[0], first[1], first[2], first[3], second[0], second[1], second[2], second[3],
+        ]
+    }
+
+    /// Multiplies i8 codes by per-16 scales: chunk `c` takes `scales[2 c]` for its first 16
+    /// elements and `scales[2 c + 1]` for the rest.
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    fn scale_codes(codes: [__m256i; CHUNKS], scales: [i16; 2 * CHUNKS]) -> Scaled {
+        std::array::from_fn(|c| {
+            let low = _mm256_set1_epi16(scales[2 * c]);
+            let high = _mm256_set1_epi16(scales[2 * c + 1]);
+            let scale = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high);
+            _mm512_mullo_epi16(_mm512_cvtepi8_epi16(codes[c]), scale)
+        })
+    }
+
+    /// Decodes a Q3_K super-block, as [`super::scaled_q3_k`] does.
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    pub(super) fn scaled_q3_k(w: &BlockQ3K) -> Scaled {
+        let low = two_bit_codes(&w.qs);
+        let hmask = load_u8x32(&w.hmask);
+        let one = _mm256_set1_epi8(1);
+        let offset = _mm256_set1_epi8(Q3_K_LOW_OFFSET as i8);
+
+        // Chunk c takes its high bits from bit c of each hmask byte; a set bit adds 4.
+        let codes = std::array::from_fn(|c| {
+            let shift = _mm_cvtsi32_si128(c as i32);
+            let high = _mm256_and_si256(_mm256_srl_epi16(hmask, shift), one);
+            let high = _mm256_slli_epi16::<2>(high);
+            _mm256_sub_epi8(_mm256_add_epi8(low[c], high), offset)
+        });
+        scale_codes(codes, group_scales(&w.scales).map(i16::from))
+    }
+
+    /// Decodes a Q2_K super-block, as [`super::scaled_q2_k`] does.
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    pub(super) fn scaled_q2_k(w: &BlockQ2K) -> Scaled {
+        let scales = w.scales.map(|packed| i16::from(packed & 0x0F));
+        scale_codes(two_bit_codes(&w.qs), scales)
+    }
+
+    /// Decodes an IQ4_XS super-block, as [`super::scaled_iq4_xs`] does.
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    pub(super) fn scaled_iq4_xs(w: &BlockIQ4XS) -> Scaled {
+        let table: [u8; 16] = KVALUES_IQ4NL.map(|v| v as u8);
+        // SAFETY: `table` is 16 readable bytes; the load has no alignment requirement.
+        let table = unsafe { _mm_loadu_si128(table.as_ptr().cast()) };
+        let table = _mm256_broadcastsi128_si256(table);
+        let mask = _mm256_set1_epi8(0x0F);
+
+        // Group ib's 16 bytes give its elements 0..16 (low nibbles) and 16..32 (high).
+        let codes = std::array::from_fn(|ib| {
+            // SAFETY: `qs` has 16 bytes per group; the load has no alignment requirement.
+            let bytes = unsafe { _mm_loadu_si128(w.qs[16 * ib..].as_ptr().cast()) };
+            let both = _mm256_set_m128i(_mm_srli_epi16::<4>(bytes), bytes);
+            _mm256_shuffle_epi8(table, _mm256_and_si256(both, mask))
+        });
+        let scales = std::array::from_fn(|g| iq4_xs_scale(w, g / 2));
+        scale_codes(codes, scales)
+    }
 
     /// Returns the exact sum of `scaled[e] * a.qs[e]`, as [`super::scaled_sum`] does.
     ///
     /// Each `vpmaddwd` adds two i16 products into one i32, at most 2 * 127 * 32 * 128 in
     /// magnitude. Integer addition is exact, so the lane order does not matter.
-    #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) fn scaled_sum_avx512(scaled: &Scaled, a: &BlockQ8K) -> i32 {
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    pub(super) fn scaled_sum(scaled: &Scaled, a: &BlockQ8K) -> i32 {
         let mut acc = _mm512_setzero_si512();
-        for k in (0..QK_K).step_by(STEP) {
-            // SAFETY: `k + STEP <= QK_K`, so both loads read inside their arrays; neither
-            // needs alignment.
-            let (w, q) = unsafe {
-                (
-                    _mm512_loadu_si512(scaled[k..].as_ptr().cast()),
-                    _mm256_loadu_si256(a.qs[k..].as_ptr().cast()),
-                )
-            };
-            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(w, _mm512_cvtepi8_epi16(q)));
+        for (c, &w) in scaled.iter().enumerate() {
+            let q = _mm512_cvtepi8_epi16(load_i8x32(&a.qs[CHUNK * c..]));
+            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(w, q));
         }
         _mm512_reduce_add_epi32(acc)
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use bytemuck::{Pod, Zeroable};
+
+    use super::*;
+
+    /// Random blocks compared per type.
+    const RANDOM_BLOCKS: usize = 200;
+
+    /// Fills `bytes` from a xorshift64 generator.
+    fn fill_random(bytes: &mut [u8], state: &mut u64) {
+        for byte in bytes {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            *byte = (*state >> 32) as u8;
+        }
+    }
+
+    /// Returns a random weight block and four random Q8_K blocks (codes of -128 included).
+    fn random_blocks<W: Pod + Zeroable>(state: &mut u64) -> (W, [BlockQ8K; 4]) {
+        let mut w = W::zeroed();
+        fill_random(bytemuck::bytes_of_mut(&mut w), state);
+        let a = std::array::from_fn(|_| {
+            let mut a = BlockQ8K::zeroed();
+            fill_random(bytemuck::bytes_of_mut(&mut a), state);
+            a
+        });
+        (w, a)
+    }
+
+    /// Checks that the AVX-512 sums equal the portable ones on random blocks.
+    fn check_sums<W: TiledK + Zeroable>() {
+        if !(is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw"))
+        {
+            println!("skipped: this CPU has no AVX-512 BW");
+            return;
+        }
+
+        let mut state = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..RANDOM_BLOCKS {
+            let (w, a) = random_blocks::<W>(&mut state);
+            let expected = a.each_ref().map(|a| w.sums(a));
+            // SAFETY: the features were detected above.
+            let found = unsafe { w.sums_x4_avx512(a.each_ref()) };
+            assert_eq!(found, expected);
+        }
+    }
+
+    #[test]
+    fn q3_k_avx512_sums_match_portable() {
+        check_sums::<BlockQ3K>();
+    }
+
+    #[test]
+    fn iq4_xs_avx512_sums_match_portable() {
+        check_sums::<BlockIQ4XS>();
+    }
+
+    #[test]
+    fn q2_k_avx512_sums_match_portable() {
+        check_sums::<BlockQ2K>();
     }
 }
