@@ -18,6 +18,11 @@
 //! build shows the same instructions for these three instantiations: `vmulps`, then
 //! `vfnmadd132ps` for Q2_K's min term, then `vfmadd213ps` into the output.
 //!
+//! The tiled path quantizes the f32 activations with `quantize_row_q8_K`, the Q8_K
+//! `from_float` of ggml's CPU type traits, as the vec-dot path does. On the golden
+//! activations its bytes equal those of `quantize_row_q8_K_ref`, so
+//! [`QuantizedActivations`](crate::matmul::QuantizedActivations) feeds both paths.
+//!
 //! Both the portable and the AVX-512 code below first decode a super-block into 256 i16
 //! values `scale * code`, which fit easily (at most 127 * 32 in magnitude), and then sum
 //! their exact products with the Q8_K codes.
@@ -157,7 +162,8 @@ impl TiledK for BlockQ2K {
         // SAFETY: the caller guarantees AVX2, AVX-512 F and BW.
         unsafe {
             let scaled = x86::scaled_q2_k(self);
-            a.map(|a| (x86::scaled_sum(&scaled, a), q2_k_min_sum(self, a)))
+            let mins = x86::q2_k_mins(self);
+            a.map(|a| (x86::scaled_sum(&scaled, a), x86::min_sum(mins, a)))
         }
     }
 }
@@ -181,7 +187,7 @@ mod x86 {
     /// A super-block decoded into `scale * code`, 32 i16 per register, in element order.
     pub(super) type Scaled = [__m512i; CHUNKS];
 
-    /// Returns the four 2-bit planes of 32 packed bytes: plane `k` holds bits `2 k..2 k + 2`
+    /// Returns the four 2-bit planes of 32 packed bytes: plane `k` contains bits `2 k..2 k + 2`
     /// of each byte, which are elements `32 k..32 k + 32` of the 128 the bytes pack.
     #[target_feature(enable = "avx2,avx512f,avx512bw")]
     fn two_bit_planes(packed: __m256i) -> [__m256i; 4] {
@@ -225,7 +231,7 @@ mod x86 {
         let one = _mm256_set1_epi8(1);
         let offset = _mm256_set1_epi8(Q3_K_LOW_OFFSET as i8);
 
-        // Chunk c takes its high bits from bit c of each hmask byte; a set bit adds 4.
+        // Chunk c takes its high bits from bit c of each hmask byte. A set bit adds 4.
         let codes = std::array::from_fn(|c| {
             let shift = _mm_cvtsi32_si128(c as i32);
             let high = _mm256_and_si256(_mm256_srl_epi16(hmask, shift), one);
@@ -240,6 +246,31 @@ mod x86 {
     pub(super) fn scaled_q2_k(w: &BlockQ2K) -> Scaled {
         let scales = w.scales.map(|packed| i16::from(packed & 0x0F));
         scale_codes(two_bit_codes(&w.qs), scales)
+    }
+
+    /// Returns the 16 group mins of a Q2_K super-block as i16.
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    pub(super) fn q2_k_mins(w: &BlockQ2K) -> __m256i {
+        // SAFETY: `scales` is 16 readable bytes; the load has no alignment requirement.
+        let packed = unsafe { _mm_loadu_si128(w.scales.as_ptr().cast()) };
+        _mm256_cvtepu8_epi16(_mm_and_si128(
+            _mm_srli_epi16::<4>(packed),
+            _mm_set1_epi8(0x0F),
+        ))
+    }
+
+    /// Returns Q2_K's min sum `sum(min * bsums)`, as [`super::q2_k_min_sum`] does.
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    pub(super) fn min_sum(mins: __m256i, a: &BlockQ8K) -> i32 {
+        // SAFETY: `bsums` is 16 i16, 32 readable bytes; the load has no alignment requirement.
+        let bsums = unsafe { _mm256_loadu_si256(a.bsums.as_ptr().cast()) };
+        let pairs = _mm256_madd_epi16(mins, bsums);
+        let quad = _mm_add_epi32(
+            _mm256_castsi256_si128(pairs),
+            _mm256_extracti128_si256::<1>(pairs),
+        );
+        let pair = _mm_add_epi32(quad, _mm_unpackhi_epi64(quad, quad));
+        _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_srli_epi64::<32>(pair)))
     }
 
     /// Decodes an IQ4_XS super-block, as [`super::scaled_iq4_xs`] does.
