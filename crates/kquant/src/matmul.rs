@@ -18,10 +18,6 @@ use crate::blocks::{
     BlockIQ4NL, BlockIQ4XS, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K,
     BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
 };
-#[cfg(target_arch = "x86_64")]
-use crate::dot::gemm_k::{self, DecodeK, DecodedKTile, UnsignedQ8K};
-#[cfg(target_arch = "x86_64")]
-use crate::dot::gemm_i8::{multiply_tile, DecodeI8, DecodedTile, UnsignedActivations};
 use crate::dot::{vec_dot_type, Isa, VecDot};
 use crate::QuantError;
 
@@ -31,11 +27,6 @@ const ROW_TILE: usize = 32;
 
 /// Activation rows per tile; a multiple of 4 so the four-row kernels see full groups.
 const BATCH_TILE: usize = 64;
-
-/// Row tiles from which the AVX-512 tiled kernel stops splitting the batch: 16 tiles keep
-/// 2 to 8 threads busy while each decoded tile serves every activation row.
-#[cfg(target_arch = "x86_64")]
-const MIN_ROW_TILES_FOR_FULL_BATCH: usize = 16;
 
 /// Activation rows the `vec_dot_x4` kernels take at once.
 const X4: usize = 4;
@@ -411,22 +402,7 @@ pub fn matmul_quantized_with_isa(
         return result;
     }
 
-    #[cfg(target_arch = "x86_64")]
-    if isa.resolve() == Isa::Avx512 {
-        match weight.ggml_type {
-            GgmlType::Q4_0 => return matmul_gemm_i8::<BlockQ4_0>(weight, activations, out),
-            GgmlType::Q5_0 => return matmul_gemm_i8::<BlockQ5_0>(weight, activations, out),
-            GgmlType::Q8_0 => return matmul_gemm_i8::<BlockQ8_0>(weight, activations, out),
-            GgmlType::IQ4_NL => return matmul_gemm_i8::<BlockIQ4NL>(weight, activations, out),
-            GgmlType::Q2_K => return matmul_gemm_k::<BlockQ2K>(weight, activations, out),
-            GgmlType::Q3_K => return matmul_gemm_k::<BlockQ3K>(weight, activations, out),
-            GgmlType::Q4_K => return matmul_gemm_k::<BlockQ4K>(weight, activations, out),
-            GgmlType::Q5_K => return matmul_gemm_k::<BlockQ5K>(weight, activations, out),
-            GgmlType::Q6_K => return matmul_gemm_k::<BlockQ6K>(weight, activations, out),
-            _ => {}
-        }
-    }
-
+    // Only types outside ggml's kernel families (BF16) get here, through their vec-dot.
     match weight.ggml_type {
         GgmlType::Q4_0 => matmul_typed::<BlockQ4_0>(isa, weight, activations, out),
         GgmlType::Q4_1 => matmul_typed::<BlockQ4_1>(isa, weight, activations, out),
@@ -562,95 +538,6 @@ pub(crate) fn matmul_typed<W: VecDot>(
             }
         }
     });
-    Ok(())
-}
-
-/// Computes the product with the register-tiled AVX-512 VNNI kernel of
-/// [`crate::dot::gemm_i8`], for the weight types that decode to signed bytes.
-#[cfg(target_arch = "x86_64")]
-fn matmul_gemm_i8<W: DecodeI8>(
-    weight: &WeightMatrix,
-    activations: &QuantizedActivations,
-    out: &mut [f32],
-) -> Result<(), QuantError> {
-    let Some(acts) = activations.blocks::<BlockQ8_0>() else {
-        return Err(mismatch(weight, activations));
-    };
-
-    let n_rows = weight.n_rows;
-    let n_batch = activations.n_batch;
-    let unsigned = UnsignedActivations::new(acts, n_batch);
-    let blocks_per_row = weight.n_cols / W::BLOCK_SIZE;
-
-    // Decoding a tile costs about one pass over its weights, so a tile spans the whole batch
-    // unless the matrix has too few rows to keep every thread busy.
-    let row_tiles = n_rows.div_ceil(ROW_TILE);
-    let batch_tile = if row_tiles >= MIN_ROW_TILES_FOR_FULL_BATCH { n_batch.max(1) } else { BATCH_TILE };
-    let batch_tiles = n_batch.div_ceil(batch_tile);
-    let out_ptr = OutPtr(out.as_mut_ptr());
-
-    (0..row_tiles * batch_tiles).into_par_iter().for_each_init(
-        || (Vec::<W>::new(), DecodedTile::new()),
-        |(copied, decoded), tile| {
-            let rows = (tile / batch_tiles) * ROW_TILE..((tile / batch_tiles + 1) * ROW_TILE).min(n_rows);
-            let batch = (tile % batch_tiles) * batch_tile..((tile % batch_tiles + 1) * batch_tile).min(n_batch);
-            let tile_weights = tile_blocks(weight, &rows, copied);
-
-            // SAFETY: `resolve` returned Avx512 in the caller, so the CPU has AVX-512 VNNI.
-            // The writes follow the same disjoint-tile argument as in `matmul_typed`, and
-            // `multiply_tile` checks that `batch` lies within the activations.
-            unsafe {
-                decoded.fill(tile_weights, blocks_per_row);
-                multiply_tile(decoded, &unsigned, batch, |b, i, value| {
-                    out_ptr.write(b * n_rows + rows.start + i, value)
-                });
-            }
-        },
-    );
-    Ok(())
-}
-
-/// Computes the product with the register-tiled AVX-512 kernel of
-/// [`crate::dot::gemm_k`], for Q2_K to Q6_K.
-#[cfg(target_arch = "x86_64")]
-fn matmul_gemm_k<W: DecodeK>(
-    weight: &WeightMatrix,
-    activations: &QuantizedActivations,
-    out: &mut [f32],
-) -> Result<(), QuantError> {
-    let Some(acts) = activations.blocks::<BlockQ8K>() else {
-        return Err(mismatch(weight, activations));
-    };
-
-    let n_rows = weight.n_rows;
-    let n_batch = activations.n_batch;
-    let unsigned = UnsignedQ8K::new(acts, n_batch);
-    let blocks_per_row = weight.n_cols / W::BLOCK_SIZE;
-
-    // As in `matmul_gemm_i8`: decode each tile once for the whole batch when the matrix
-    // has enough rows to keep every thread busy.
-    let row_tiles = n_rows.div_ceil(ROW_TILE);
-    let batch_tile = if row_tiles >= MIN_ROW_TILES_FOR_FULL_BATCH { n_batch.max(1) } else { BATCH_TILE };
-    let batch_tiles = n_batch.div_ceil(batch_tile);
-    let out_ptr = OutPtr(out.as_mut_ptr());
-
-    (0..row_tiles * batch_tiles).into_par_iter().for_each_init(
-        || (Vec::<W>::new(), DecodedKTile::new()),
-        |(copied, decoded), tile| {
-            let rows = (tile / batch_tiles) * ROW_TILE..((tile / batch_tiles + 1) * ROW_TILE).min(n_rows);
-            let batch = (tile % batch_tiles) * batch_tile..((tile % batch_tiles + 1) * batch_tile).min(n_batch);
-            decoded.fill(tile_blocks(weight, &rows, copied), blocks_per_row);
-
-            // SAFETY: `resolve` returned Avx512 in the caller, so the CPU has AVX-512 VNNI.
-            // The writes follow the same disjoint-tile argument as in `matmul_typed`, and
-            // `multiply_tile` checks that `batch` lies within the activations.
-            unsafe {
-                gemm_k::multiply_tile(decoded, &unsigned, batch, |b, i, value| {
-                    out_ptr.write(b * n_rows + rows.start + i, value)
-                });
-            }
-        },
-    );
     Ok(())
 }
 

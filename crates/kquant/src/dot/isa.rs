@@ -15,7 +15,8 @@ pub enum Isa {
     Avx2,
     /// x86-64 with AVX-512 F, BW, VL and VNNI on top of [`Isa::Avx2`] (Ice Lake, Zen 4 and later).
     Avx512,
-    /// aarch64 with NEON (every aarch64 CPU that runs Linux or macOS).
+    /// aarch64 with NEON. NOTE: no kernel has a NEON version at present, so this selects the
+    /// portable code, which gives the same bits as the x86-64 kernels.
     Neon,
 }
 

@@ -5,10 +5,8 @@ use half::{bf16, f16};
 
 use super::{check_lengths, scalar, Isa, VecDot};
 use crate::ggml_cpu::{vec_dot_q4_k, vec_dot_q5_k, vec_dot_q6_k};
-use crate::ggml_cpu::{vec_dot_float, vec_dot_q0};
 use crate::ggml_cpu::{vec_dot_iq4_xs, vec_dot_q2_k, vec_dot_q3_k, vec_dot_q4_1, vec_dot_q5_1};
-#[cfg(target_arch = "aarch64")]
-use super::neon;
+use crate::ggml_cpu::{vec_dot_float, vec_dot_q0};
 #[cfg(target_arch = "x86_64")]
 use super::{avx2, avx512};
 use crate::blocks::{
@@ -27,7 +25,6 @@ macro_rules! impl_vec_dot {
         $weight:ty, $ggml:ident, $block_size:expr, $act:ty, $scalar:path
         $(, avx2: $avx2:path)?
         $(, avx512: $avx512:path)?
-        $(, neon: $neon:path)?
         $(, x4: $x4_avx2:path, $x4_avx512:path)?
     ) => {
         impl VecDot for $weight {
@@ -48,9 +45,6 @@ macro_rules! impl_vec_dot {
                     // SAFETY: as above; Avx512 implies every Avx2 feature.
                     $(#[cfg(target_arch = "x86_64")]
                     Isa::Avx2 | Isa::Avx512 => unsafe { $avx2(weights, activations) },)?
-                    // SAFETY: `resolve` returned Neon, so NEON and dotprod are present.
-                    $(#[cfg(target_arch = "aarch64")]
-                    Isa::Neon => unsafe { $neon(weights, activations) },)?
                     _ => $scalar(weights, activations),
                 }
             }
@@ -78,17 +72,17 @@ macro_rules! impl_vec_dot {
     };
 }
 
-impl_vec_dot!(BlockQ4_0, Q4_0, QK, BlockQ8_0, vec_dot_q0::dot_scalar::<BlockQ4_0>, avx2: vec_dot_q0::x86::dot::<BlockQ4_0>, neon: neon::q4_0_q8_0);
-impl_vec_dot!(BlockQ4_1, Q4_1, QK, BlockQ8_1, vec_dot_q4_1::q4_1_q8_1, avx2: vec_dot_q4_1::x86::q4_1_q8_1, neon: neon::q4_1_q8_1, x4: vec_dot_q4_1::x86::q4_1_q8_1_x4, vec_dot_q4_1::x86::q4_1_q8_1_x4);
-impl_vec_dot!(BlockQ5_0, Q5_0, QK, BlockQ8_0, vec_dot_q0::dot_scalar::<BlockQ5_0>, avx2: vec_dot_q0::x86::dot::<BlockQ5_0>, neon: neon::q5_0_q8_0);
-impl_vec_dot!(BlockQ5_1, Q5_1, QK, BlockQ8_1, vec_dot_q5_1::q5_1_q8_1, avx2: vec_dot_q5_1::x86::q5_1_q8_1, neon: neon::q5_1_q8_1, x4: vec_dot_q5_1::x86::q5_1_q8_1_x4, vec_dot_q5_1::x86::q5_1_q8_1_x4);
-impl_vec_dot!(BlockQ8_0, Q8_0, QK, BlockQ8_0, vec_dot_q0::dot_scalar::<BlockQ8_0>, avx2: vec_dot_q0::x86::dot::<BlockQ8_0>, neon: neon::q8_0_q8_0);
-impl_vec_dot!(BlockIQ4NL, IQ4_NL, QK, BlockQ8_0, vec_dot_q0::iq4_nl_scalar, avx2: vec_dot_q0::x86::iq4_nl, neon: neon::iq4_nl_q8_0);
+impl_vec_dot!(BlockQ4_0, Q4_0, QK, BlockQ8_0, vec_dot_q0::dot_scalar::<BlockQ4_0>, avx2: vec_dot_q0::x86::dot::<BlockQ4_0>);
+impl_vec_dot!(BlockQ4_1, Q4_1, QK, BlockQ8_1, vec_dot_q4_1::q4_1_q8_1, avx2: vec_dot_q4_1::x86::q4_1_q8_1, x4: vec_dot_q4_1::x86::q4_1_q8_1_x4, vec_dot_q4_1::x86::q4_1_q8_1_x4);
+impl_vec_dot!(BlockQ5_0, Q5_0, QK, BlockQ8_0, vec_dot_q0::dot_scalar::<BlockQ5_0>, avx2: vec_dot_q0::x86::dot::<BlockQ5_0>);
+impl_vec_dot!(BlockQ5_1, Q5_1, QK, BlockQ8_1, vec_dot_q5_1::q5_1_q8_1, avx2: vec_dot_q5_1::x86::q5_1_q8_1, x4: vec_dot_q5_1::x86::q5_1_q8_1_x4, vec_dot_q5_1::x86::q5_1_q8_1_x4);
+impl_vec_dot!(BlockQ8_0, Q8_0, QK, BlockQ8_0, vec_dot_q0::dot_scalar::<BlockQ8_0>, avx2: vec_dot_q0::x86::dot::<BlockQ8_0>);
+impl_vec_dot!(BlockIQ4NL, IQ4_NL, QK, BlockQ8_0, vec_dot_q0::iq4_nl_scalar, avx2: vec_dot_q0::x86::iq4_nl);
 impl_vec_dot!(BlockQ2K, Q2_K, QK_K, BlockQ8K, vec_dot_q2_k::q2_k_q8_k, avx2: vec_dot_q2_k::x86::q2_k_q8_k, x4: vec_dot_q2_k::x86::q2_k_q8_k_x4, vec_dot_q2_k::x86::q2_k_q8_k_x4);
 impl_vec_dot!(BlockQ3K, Q3_K, QK_K, BlockQ8K, vec_dot_q3_k::q3_k_q8_k, avx2: vec_dot_q3_k::x86::q3_k_q8_k, avx512: vec_dot_q3_k::x86::q3_k_q8_k_avx512, x4: vec_dot_q3_k::x86::q3_k_q8_k_x4, vec_dot_q3_k::x86::q3_k_q8_k_x4_avx512);
-impl_vec_dot!(BlockQ4K, Q4_K, QK_K, BlockQ8K, vec_dot_q4_k::q4_k_q8_k, avx2: vec_dot_q4_k::q4_k_q8_k_avx2, avx512: vec_dot_q4_k::q4_k_q8_k_avx512, neon: neon::q4_k_q8_k, x4: vec_dot_q4_k::q4_k_q8_k_x4_avx2, vec_dot_q4_k::q4_k_q8_k_x4_avx512);
+impl_vec_dot!(BlockQ4K, Q4_K, QK_K, BlockQ8K, vec_dot_q4_k::q4_k_q8_k, avx2: vec_dot_q4_k::q4_k_q8_k_avx2, avx512: vec_dot_q4_k::q4_k_q8_k_avx512, x4: vec_dot_q4_k::q4_k_q8_k_x4_avx2, vec_dot_q4_k::q4_k_q8_k_x4_avx512);
 impl_vec_dot!(BlockQ5K, Q5_K, QK_K, BlockQ8K, vec_dot_q5_k::q5_k_q8_k, avx2: vec_dot_q5_k::q5_k_q8_k_avx2, avx512: vec_dot_q5_k::q5_k_q8_k_avx512, x4: vec_dot_q5_k::q5_k_q8_k_x4_avx2, vec_dot_q5_k::q5_k_q8_k_x4_avx512);
-impl_vec_dot!(BlockQ6K, Q6_K, QK_K, BlockQ8K, vec_dot_q6_k::q6_k_q8_k, avx2: vec_dot_q6_k::q6_k_q8_k_avx2, avx512: vec_dot_q6_k::q6_k_q8_k_avx512, neon: neon::q6_k_q8_k, x4: vec_dot_q6_k::q6_k_q8_k_x4_avx2, vec_dot_q6_k::q6_k_q8_k_x4_avx512);
+impl_vec_dot!(BlockQ6K, Q6_K, QK_K, BlockQ8K, vec_dot_q6_k::q6_k_q8_k, avx2: vec_dot_q6_k::q6_k_q8_k_avx2, avx512: vec_dot_q6_k::q6_k_q8_k_avx512, x4: vec_dot_q6_k::q6_k_q8_k_x4_avx2, vec_dot_q6_k::q6_k_q8_k_x4_avx512);
 impl_vec_dot!(BlockIQ4XS, IQ4_XS, QK_K, BlockQ8K, vec_dot_iq4_xs::iq4_xs_q8_k, avx2: vec_dot_iq4_xs::x86::iq4_xs_q8_k, avx512: vec_dot_iq4_xs::x86::iq4_xs_q8_k_avx512, x4: vec_dot_iq4_xs::x86::iq4_xs_q8_k_x4, vec_dot_iq4_xs::x86::iq4_xs_q8_k_x4_avx512);
 impl_vec_dot!(f32, F32, 1, f32, vec_dot_float::f32_scalar, avx2: vec_dot_float::avx2::f32_dot, avx512: vec_dot_float::x86::f32_dot);
 impl_vec_dot!(f16, F16, 1, f16, vec_dot_float::f16_scalar, avx2: vec_dot_float::avx2::f16_dot, avx512: vec_dot_float::x86::f16_dot);

@@ -18,20 +18,13 @@
 mod isa;
 mod kernels;
 pub(crate) mod scalar;
-mod unpack;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
-pub(crate) mod gemm_i8;
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod gemm_k;
-#[cfg(target_arch = "x86_64")]
 mod x86;
-#[cfg(target_arch = "aarch64")]
-mod neon;
 
 use bytemuck::Pod;
 use gguf_format::GgmlType;
