@@ -25,7 +25,7 @@ pub fn cancel_flag() -> Arc<AtomicBool> {
         if handler_flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        tracing::warn!("interrupted; stopping after the current step");
+        tracing::warn!("interrupted; stopping after the current step (press Ctrl-C again to stop now)");
     });
     if let Err(error) = installed {
         tracing::warn!(%error, "Ctrl-C handler not installed; an interrupt may leave a temporary file");

@@ -55,7 +55,7 @@ struct Args {
     collect_chunks: Option<usize>,
 
     /// KL-divergence chunks per text against the base (0: off). The base file takes about
-    /// n_ctx/2 x n_vocab bytes per chunk (134 MB for Gemma).
+    /// n_ctx/2 x 2 x n_vocab bytes per chunk (134 MB for Gemma).
     #[arg(long, default_value_t = quant_study::DEFAULT_KLD_CHUNKS)]
     kld_chunks: usize,
 
@@ -81,8 +81,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            tracing::error!("{message}");
-            eprintln!("error: {message}");
+            eprintln!("study: {message}");
             ExitCode::FAILURE
         }
     }

@@ -17,7 +17,7 @@ pub const DEFAULT_N_CTX: usize = 512;
 pub const DEFAULT_EVAL_CHUNKS: usize = 20;
 
 /// KL-divergence chunks by default. A base file takes `n_ctx / 2` records of about
-/// `n_vocab` bytes per chunk (134 MB per chunk for Gemma's 262,144 tokens), so keep it small.
+/// `2 * n_vocab` bytes per chunk (134 MB per chunk for Gemma's 262,144 tokens), so keep it small.
 pub const DEFAULT_KLD_CHUNKS: usize = 5;
 
 /// A named calibration text, collected on its own with its own chunk limit.

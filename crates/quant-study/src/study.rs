@@ -98,7 +98,7 @@ pub fn run_study(spec: &StudySpec, cancel: Option<Arc<AtomicBool>>, progress: &m
 
 /// Checks that every input file exists before any work starts.
 fn check_inputs(spec: &StudySpec) -> Result<(), StudyError> {
-    let missing = |what: &str, path: &std::path::Path| StudyError::InvalidSpec(format!("{what} {} not found", path.display()));
+    let missing = |what: &str, path: &std::path::Path| StudyError::InvalidSpec(format!("{what} {} not found (relative paths start at the current folder; see --model, --data and --out)", path.display()));
     if !spec.model.exists() {
         return Err(missing("model", &spec.model));
     }
