@@ -5,7 +5,6 @@
 //! elements (multiply-adds) per second.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gguf_format::GgmlType;
 use kquant::blocks::*;
 use kquant::{quantize_activations, Isa, VecDot};
 
