@@ -1,23 +1,25 @@
 //! Matrix products in the floating-point order of ggml's x86-64 CPU backend.
 //!
-//! Every kernel below sums the exact integer products of a block the way ggml does, but
-//! ggml's kernels differ in how they turn those integers into an f32 result: how many
-//! partial sums a block is split into (the lanes of one SIMD register), whether a scale is
-//! applied with a fused multiply-add, and in which order the lanes are added at the end.
+//! Every kernel below sums the exact integer products of a block the way ggml does. ggml's
+//! kernels differ in how they turn those integers into an f32 result. They split a block
+//! into a different number of partial sums (the lanes of one SIMD register), apply a scale
+//! with or without a fused multiply-add, and add the lanes in their own order at the end.
 //! A perplexity run quantizes every activation row to 8 bits before each product, so a
 //! difference in the last bit of one product can move a code by one step, and the two
 //! runs drift apart by a few tenths of a percent over a few thousand tokens. Following
 //! ggml's order per output element removes that drift.
 //!
-//! llama.cpp's CPU backend picks one of three kernels for each matrix product, as this
-//! module does:
+//! llama.cpp's CPU backend picks one of four kernel families for each matrix product, as
+//! this module does:
 //!
 //! 1. A repacked kernel (`ggml_gemm_*_8x8` / `ggml_gemv_*_8x8` in ggml's `repack.cpp`)
 //!    when the weight lives in the `CPU_REPACK` buffer (see [`WeightMatrix::with_repack`]).
 //! 2. llamafile's `tinyBLAS` when the batch has at least 2 rows and the type is one it
 //!    handles (Q4_0, Q5_0, Q8_0, IQ4_NL with Q8_0 activations; F32; F16 with F16
 //!    activations).
-//! 3. The type's `ggml_vec_dot_*` kernel, one call per output element, otherwise.
+//! 3. The tiled K-quant matmul (`ggml-cpu/tiled/`) for Q2_K to Q6_K and IQ4_XS weights that
+//!    are not repacked, when the batch has at least 8 rows.
+//! 4. The type's `ggml_vec_dot_*` kernel, one call per output element, otherwise.
 //!
 //! Each output element is computed by one thread from start to end, so the result does not
 //! depend on the number of threads, and the scalar versions of these kernels reproduce the
@@ -60,7 +62,7 @@ pub(crate) const REPACK_ROWS: usize = 8;
 /// The smallest batch that llamafile's `tinyBLAS` accepts; single rows use `ggml_vec_dot_*`.
 pub(crate) const TINYBLAS_MIN_BATCH: usize = 2;
 
-/// Which of ggml's kernel families computes a product.
+/// The ggml kernel family that computes a product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Path {
     /// `ggml_gemm_*_8x8` for groups of 4 activation rows, `ggml_gemv_*_8x8` for the rest.
