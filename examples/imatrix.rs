@@ -33,6 +33,15 @@ struct Args {
     #[arg(short = 'c', long = "ctx-size", value_name = "N_CTX", default_value_t = 512, value_parser = parse_n_ctx)]
     n_ctx: usize,
 
+    /// Logical batch size: N / N_CTX chunks are evaluated together, which sets the order in
+    /// which the sums are added, as in llama-imatrix.
+    #[arg(short = 'b', long = "batch-size", value_name = "N", default_value_t = imatrix_collect::DEFAULT_N_BATCH, value_parser = cli::parse_positive)]
+    n_batch: usize,
+
+    /// Physical batch size: matmuls of fewer than 16 rows are left out, per micro-batch.
+    #[arg(long = "ubatch-size", value_name = "N", default_value_t = imatrix_collect::DEFAULT_N_UBATCH, value_parser = cli::parse_positive)]
+    n_ubatch: usize,
+
     /// Process at most this many chunks [default: every full chunk of the text].
     #[arg(long, value_name = "N", value_parser = cli::parse_positive)]
     chunks: Option<usize>,
@@ -148,6 +157,8 @@ fn collect(args: &Args, model_path: &Path, text_path: &Path, merged: Option<Imat
     let save = merged.is_none().then(|| SaveSchedule { path: args.output.clone(), format: args.format(), every: args.output_frequency });
     let params = CollectParams {
         n_ctx: args.n_ctx,
+        n_batch: args.n_batch,
+        n_ubatch: args.n_ubatch,
         chunks: args.chunks,
         skip_chunks: args.skip_chunks,
         compute_ppl: !args.no_ppl,
@@ -241,10 +252,10 @@ impl ActivationModel for Cancellable {
         ActivationModel::n_vocab(&self.model)
     }
 
-    fn evaluate(&self, tokens: &[u32], logits_from: usize, observer: &mut dyn MatmulObserver) -> Result<Vec<f32>, ModelError> {
+    fn evaluate(&self, sequences: &[&[u32]], logits_from: usize, observer: &mut dyn MatmulObserver, on_logits: &mut dyn FnMut(usize, Vec<f32>)) -> Result<(), ModelError> {
         if self.cancel.load(Ordering::SeqCst) {
             return Err(ModelError::InvalidInput("interrupted".to_owned()));
         }
-        self.model.evaluate(tokens, logits_from, observer)
+        self.model.evaluate(sequences, logits_from, observer, on_logits)
     }
 }

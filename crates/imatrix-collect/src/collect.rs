@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::collector::{ImatrixCollector, MatmulObserver};
+use crate::collector::{BatchLayout, ImatrixCollector, MatmulObserver, DEFAULT_N_BATCH, DEFAULT_N_UBATCH};
 use crate::error::ImatrixError;
 use crate::format::ImatrixFormat;
 use crate::imatrix::Imatrix;
@@ -33,21 +33,24 @@ pub trait ActivationModel {
     /// Returns the vocabulary size, the length of one logit row.
     fn n_vocab(&self) -> usize;
 
-    /// Evaluates `tokens` as one sequence from position 0 (empty cache) and returns the
-    /// logits of positions `logits_from..tokens.len()`, row-major, `n_vocab` per row.
+    /// Evaluates `sequences` as one batch, each from position 0 in its own empty cache, and
+    /// passes the logits of positions `logits_from..len` of sequence `i` to
+    /// `on_logits(i, logits)` (row-major, `n_vocab` per row), in sequence order.
     ///
-    /// Every weight matmul must be reported to `observer` with the inputs of **all**
-    /// positions, including the last layer's, whatever `logits_from` is; otherwise the counts
-    /// differ from llama-imatrix, which requests logits for every position.
+    /// Every weight matmul must be reported to `observer` once for the whole batch: the
+    /// inputs of all sequences, concatenated in sequence order, for **all** positions,
+    /// including the last layer's, whatever `logits_from` is. The collector then adds the
+    /// rows in llama-imatrix's order; reporting fewer rows changes the counts.
     ///
     /// # Errors
     /// The model's error when evaluation fails.
     fn evaluate(
         &self,
-        tokens: &[u32],
+        sequences: &[&[u32]],
         logits_from: usize,
         observer: &mut dyn MatmulObserver,
-    ) -> Result<Vec<f32>, Self::Error>;
+        on_logits: &mut dyn FnMut(usize, Vec<f32>),
+    ) -> Result<(), Self::Error>;
 }
 
 /// Periodic saving during a long collection.
@@ -66,6 +69,11 @@ pub struct SaveSchedule {
 pub struct CollectParams {
     /// Tokens per chunk (`-c`, default 512).
     pub n_ctx: usize,
+    /// Logical batch size (`-b`, default 2048): `n_batch / n_ctx` chunks are evaluated
+    /// together, which sets the order of the sums (see [`BatchLayout`]).
+    pub n_batch: usize,
+    /// Physical batch size (`-ub`, default 512).
+    pub n_ubatch: usize,
     /// Maximum chunks to process (`--chunks`); `None` processes the whole text.
     pub chunks: Option<usize>,
     /// Leading chunks to skip (`--chunk`).
@@ -85,6 +93,8 @@ impl Default for CollectParams {
     fn default() -> Self {
         Self {
             n_ctx: DEFAULT_N_CTX,
+            n_batch: DEFAULT_N_BATCH,
+            n_ubatch: DEFAULT_N_UBATCH,
             chunks: None,
             skip_chunks: 0,
             compute_ppl: true,
@@ -146,6 +156,14 @@ fn plan_chunks(n_tokens: usize, params: &CollectParams) -> Result<ChunkPlan, Ima
             name: "n_ctx",
             value: n_ctx.to_string(),
             reason: "must be at least 32 tokens so that every matmul has the 16 rows llama-imatrix collects",
+        });
+    }
+    if params.n_batch == 0 || params.n_ubatch == 0 {
+        let (name, value) = if params.n_batch == 0 { ("n_batch", params.n_batch) } else { ("n_ubatch", params.n_ubatch) };
+        return Err(ImatrixError::InvalidParameter {
+            name,
+            value: value.to_string(),
+            reason: "must be at least 1 token",
         });
     }
     if params.chunks == Some(0) {
@@ -249,43 +267,70 @@ pub fn collect_imatrix_with_progress<M: ActivationModel + ?Sized>(
         "collecting imatrix"
     );
 
-    let mut chunk_tokens = vec![0u32; n_ctx];
-    for done in 1..=plan.n_chunks {
-        let chunk = plan.first_chunk + done - 1;
-        let source = &tokens[chunk * n_ctx..(chunk + 1) * n_ctx];
-        chunk_tokens.copy_from_slice(source);
-        chunk_tokens[0] = model.bos_token();
+    // llama-imatrix evaluates n_batch / n_ctx chunks as one batch of that many sequences.
+    let group_size = (params.n_batch / n_ctx).max(1);
+    let mut done = 0;
+    while done < plan.n_chunks {
+        let first = plan.first_chunk + done;
+        let n_seqs = group_size.min(plan.n_chunks - done);
+        let group: Vec<Vec<u32>> = (first..first + n_seqs)
+            .map(|chunk| {
+                let mut chunk_tokens = tokens[chunk * n_ctx..(chunk + 1) * n_ctx].to_vec();
+                chunk_tokens[0] = model.bos_token();
+                chunk_tokens
+            })
+            .collect();
+        let sequences: Vec<&[u32]> = group.iter().map(Vec::as_slice).collect();
 
-        let logits = model
-            .evaluate(&chunk_tokens, logits_from, &mut collector)
-            .map_err(|e| ImatrixError::Model {
-                chunk,
-                source: Box::new(e),
-            })?;
-        collector.take_error()?;
-        collector.finish_chunk();
-
-        if params.compute_ppl {
+        collector.set_batch_layout(BatchLayout {
+            n_seqs,
+            n_batch: params.n_batch,
+            n_ubatch: params.n_ubatch,
+        });
+        let mut scored = Ok(());
+        let mut estimates = Vec::with_capacity(n_seqs);
+        let mut on_logits = |seq: usize, logits: Vec<f32>| {
+            if !params.compute_ppl || scored.is_err() {
+                return;
+            }
             // Row r contains position first_scored + r and predicts the token after it; the
             // last position has nothing to predict.
-            let targets = &source[first_scored + 1..];
-            check_logits_len(logits.len(), (n_ctx - first_scored) * n_vocab, chunk)?;
-            nll.add_rows(&logits, n_vocab, targets);
-        }
-
-        let report = ChunkReport {
-            done,
-            total: plan.n_chunks,
-            elapsed_s: start.elapsed().as_secs_f64(),
-            ppl: nll.estimate(),
+            let chunk = first + seq;
+            let targets = &tokens[chunk * n_ctx + first_scored + 1..(chunk + 1) * n_ctx];
+            scored = check_logits_len(logits.len(), (n_ctx - first_scored) * n_vocab, chunk);
+            if scored.is_ok() {
+                nll.add_rows(&logits, n_vocab, targets);
+                estimates.push(nll.estimate());
+            }
         };
-        tracing::debug!(chunk = done, ppl = report.ppl.map(|p| p.ppl), "chunk done");
-        progress(&report);
+        model
+            .evaluate(&sequences, logits_from, &mut collector, &mut on_logits)
+            .map_err(|e| ImatrixError::Model {
+                chunk: first,
+                n_chunks: n_seqs,
+                source: Box::new(e),
+            })?;
+        scored?;
+        collector.take_error()?;
 
-        if let Some(save) = &params.save {
-            if done % save.every == 0 || done == plan.n_chunks {
-                collector.imatrix().save(&save.path, save.format)?;
-                tracing::info!(path = %save.path.display(), chunks = done, "saved imatrix");
+        for seq in 0..n_seqs {
+            collector.finish_chunk();
+            done += 1;
+
+            let report = ChunkReport {
+                done,
+                total: plan.n_chunks,
+                elapsed_s: start.elapsed().as_secs_f64(),
+                ppl: estimates.get(seq).copied().flatten(),
+            };
+            tracing::debug!(chunk = done, ppl = report.ppl.map(|p| p.ppl), "chunk done");
+            progress(&report);
+
+            if let Some(save) = &params.save {
+                if done % save.every == 0 || done == plan.n_chunks {
+                    collector.imatrix().save(&save.path, save.format)?;
+                    tracing::info!(path = %save.path.display(), chunks = done, "saved imatrix");
+                }
             }
         }
     }
@@ -304,6 +349,7 @@ fn check_logits_len(found: usize, expected: usize, chunk: usize) -> Result<(), I
     if found != expected {
         return Err(ImatrixError::Model {
             chunk,
+            n_chunks: 1,
             source: format!("model returned {found} logits, expected {expected}").into(),
         });
     }

@@ -13,6 +13,88 @@ const BLOCK_PREFIX: &str = "blk.";
 /// Name of the untied output head, collected only with `process_output`.
 const OUTPUT_WEIGHT: &str = "output.weight";
 
+/// llama.cpp's default logical batch size (`-b`, `n_batch`), in tokens.
+pub const DEFAULT_N_BATCH: usize = 2048;
+
+/// llama.cpp's default physical batch size (`-ub`, `n_ubatch`), in tokens.
+pub const DEFAULT_N_UBATCH: usize = 512;
+
+/// How llama.cpp cuts one evaluated batch into micro-batches (ubatches).
+///
+/// llama-imatrix evaluates `n_batch / n_ctx` chunks as one batch of that many sequences.
+/// llama.cpp runs such a batch in ubatches that take the same number of tokens from every
+/// sequence (`n_ubatch / n_seqs` each), and llama-imatrix sees one matmul input per
+/// ubatch. That fixes two things: the order in which rows are added to the sums (ubatch by
+/// ubatch, and within a ubatch sequence by sequence), and which rows are left out (a ubatch of
+/// fewer than [`MIN_ROWS`] tokens). A single sequence longer than `n_batch` is evaluated
+/// `n_batch` tokens at a time, each cut into ubatches of `n_ubatch`.
+///
+/// # Examples
+/// ```
+/// use imatrix_collect::BatchLayout;
+///
+/// // Four chunks of 512 tokens under llama.cpp's defaults (-b 2048 -ub 512): four ubatches
+/// // of 128 tokens from each chunk.
+/// let layout = BatchLayout { n_seqs: 4, ..BatchLayout::default() };
+/// assert_eq!(layout.ubatches(512), vec![(0, 128), (128, 128), (256, 128), (384, 128)]);
+///
+/// // Three chunks: 170 tokens from each, then the 2 left over.
+/// let layout = BatchLayout { n_seqs: 3, ..BatchLayout::default() };
+/// assert_eq!(layout.ubatches(512), vec![(0, 170), (170, 170), (340, 170), (510, 2)]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLayout {
+    /// Sequences in the batch, all of the same length, their rows concatenated in sequence
+    /// order.
+    pub n_seqs: usize,
+    /// Logical batch size, llama.cpp's `n_batch` (tokens).
+    pub n_batch: usize,
+    /// Physical batch size, llama.cpp's `n_ubatch` (tokens); values above `n_batch` act as
+    /// `n_batch`, as in llama.cpp.
+    pub n_ubatch: usize,
+}
+
+impl Default for BatchLayout {
+    /// One sequence under llama.cpp's default batch sizes.
+    fn default() -> Self {
+        Self {
+            n_seqs: 1,
+            n_batch: DEFAULT_N_BATCH,
+            n_ubatch: DEFAULT_N_UBATCH,
+        }
+    }
+}
+
+impl BatchLayout {
+    /// Returns the ubatches of a batch whose sequences have `seq_len` tokens each, in
+    /// evaluation order, as `(first token, tokens)` within every sequence.
+    ///
+    /// Zero sizes count as 1, so the result always covers `0..seq_len`.
+    pub fn ubatches(&self, seq_len: usize) -> Vec<(usize, usize)> {
+        let n_seqs = self.n_seqs.max(1);
+        let n_batch = self.n_batch.max(1);
+        let n_ubatch = self.n_ubatch.clamp(1, n_batch);
+
+        let mut pieces = Vec::new();
+        if n_seqs == 1 {
+            // One sequence: batches of n_batch tokens, each cut into ubatches of n_ubatch.
+            for batch_start in (0..seq_len).step_by(n_batch) {
+                let batch_end = (batch_start + n_batch).min(seq_len);
+                for start in (batch_start..batch_end).step_by(n_ubatch) {
+                    pieces.push((start, n_ubatch.min(batch_end - start)));
+                }
+            }
+        } else {
+            // llama.cpp's equal split: the same number of tokens from every sequence.
+            let per_seq = (n_ubatch / n_seqs).max(1);
+            for start in (0..seq_len).step_by(per_seq) {
+                pieces.push((start, per_seq.min(seq_len - start)));
+            }
+        }
+        pieces
+    }
+}
+
 /// Receives the inputs of a model's weight matmuls, one call per matmul.
 ///
 /// A model that supports imatrix collection calls this for every matrix multiplication whose
@@ -27,9 +109,11 @@ pub trait MatmulObserver {
 /// Accumulates llama-imatrix statistics from matmul inputs.
 ///
 /// For every weight whose name starts with `blk.` (and `output.weight` when
-/// `process_output` is set) and every input of at least [`MIN_ROWS`] rows, it adds `x_j²` of
-/// each row to column `j`'s sum and the row count to the entry's count. Sums are `f32`,
-/// added row by row, as llama.cpp does. A tied output head reports `token_embd.weight` and is
+/// `process_output` is set), it adds `x_j²` of each row to column `j`'s sum and the row count
+/// to the entry's count. Sums are `f32`, added row by row in the order llama-imatrix adds
+/// them: each input is cut into ubatches by the current [`BatchLayout`] (by default one sequence
+/// under llama.cpp's batch sizes; see [`ImatrixCollector::set_batch_layout`]), and
+/// ubatches of fewer than [`MIN_ROWS`] rows are left out. A tied output head reports `token_embd.weight` and is
 /// therefore never collected, as in llama.cpp.
 ///
 /// [`MatmulObserver`] cannot return errors, so the first inconsistent input is stored and
@@ -56,6 +140,7 @@ pub trait MatmulObserver {
 pub struct ImatrixCollector {
     imatrix: Imatrix,
     process_output: bool,
+    layout: BatchLayout,
     error: Option<ImatrixError>,
 }
 
@@ -66,6 +151,7 @@ impl ImatrixCollector {
         Self {
             imatrix: Imatrix::new(chunk_size),
             process_output,
+            layout: BatchLayout::default(),
             error: None,
         }
     }
@@ -76,8 +162,20 @@ impl ImatrixCollector {
         Self {
             imatrix,
             process_output,
+            layout: BatchLayout::default(),
             error: None,
         }
+    }
+
+    /// Sets how the following inputs are laid out: the number of sequences in each and
+    /// the batch sizes they were evaluated under (see [`BatchLayout`]).
+    pub fn set_batch_layout(&mut self, layout: BatchLayout) {
+        self.layout = layout;
+    }
+
+    /// Returns the current batch layout.
+    pub fn batch_layout(&self) -> BatchLayout {
+        self.layout
     }
 
     /// Returns whether matmuls of `weight_name` are collected.
@@ -135,6 +233,26 @@ impl ImatrixCollector {
             });
         }
 
+        let n_seqs = self.layout.n_seqs.max(1);
+        if n_rows % n_seqs != 0 {
+            return Err(ImatrixError::BadActivation {
+                tensor: weight_name.to_owned(),
+                detail: format!("{n_rows} rows do not split into {n_seqs} sequences of equal length"),
+            });
+        }
+        let seq_len = n_rows / n_seqs;
+
+        // llama-imatrix ignores matmuls of fewer than MIN_ROWS tokens.
+        let ubatches: Vec<(usize, usize)> = self
+            .layout
+            .ubatches(seq_len)
+            .into_iter()
+            .filter(|&(_, len)| len * n_seqs >= MIN_ROWS)
+            .collect();
+        if ubatches.is_empty() {
+            return Ok(());
+        }
+
         let entry = self.imatrix.entry_or_zeros(weight_name, n_cols, 1);
         if entry.n_cols() != n_cols {
             return Err(ImatrixError::BadActivation {
@@ -147,12 +265,17 @@ impl ImatrixCollector {
         }
 
         let (sums, counts) = entry.parts_mut();
-        for row in x.chunks_exact(n_cols) {
-            for (sum, &value) in sums.iter_mut().zip(row) {
-                *sum += value * value;
+        for &(first, len) in &ubatches {
+            for seq in 0..n_seqs {
+                let rows = &x[(seq * seq_len + first) * n_cols..(seq * seq_len + first + len) * n_cols];
+                for row in rows.chunks_exact(n_cols) {
+                    for (sum, &value) in sums.iter_mut().zip(row) {
+                        *sum += value * value;
+                    }
+                }
             }
+            counts[0] += (len * n_seqs) as u64;
         }
-        counts[0] += n_rows as u64;
         check_count(weight_name, counts[0])?;
 
         // llama-imatrix aborts on a non-finite sum: it means the model produced NaN or Inf.
@@ -170,7 +293,7 @@ impl ImatrixCollector {
 
 impl MatmulObserver for ImatrixCollector {
     fn on_matmul_input(&mut self, weight_name: &str, x: &[f32], n_rows: usize, n_cols: usize) {
-        if self.error.is_some() || n_rows < MIN_ROWS || !self.is_collected(weight_name) {
+        if self.error.is_some() || !self.is_collected(weight_name) {
             return;
         }
         if let Err(error) = self.accumulate(weight_name, x, n_rows, n_cols) {

@@ -185,11 +185,13 @@ pub enum ImatrixError {
         detail: String,
     },
 
-    /// The model failed to evaluate a chunk.
-    #[error("model evaluation failed on chunk {chunk}: {source}")]
+    /// The model failed to evaluate a batch of chunks.
+    #[error("model evaluation failed on {}: {source}", chunk_label(.chunk, .n_chunks))]
     Model {
-        /// Index of the chunk in the text (skipped chunks included).
+        /// Index of the batch's first chunk in the text (skipped chunks included).
         chunk: usize,
+        /// Chunks in the batch, evaluated together (`n_batch / n_ctx`, fewer at the end).
+        n_chunks: usize,
         /// The model's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -213,5 +215,13 @@ impl ImatrixError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// Names chunk `chunk`, or the chunks `chunk..chunk + n_chunks` of a batch.
+fn chunk_label(chunk: &usize, n_chunks: &usize) -> String {
+    match *n_chunks {
+        0 | 1 => format!("chunk {chunk}"),
+        n => format!("chunks {chunk} to {}", chunk + n - 1),
     }
 }

@@ -31,16 +31,18 @@ impl ActivationModel for Model {
         self.config().n_vocab
     }
 
-    /// Runs [`Model::forward`], which evaluates every layer on all positions and applies the
-    /// LM head only from `logits_from`, so the per-layer counts match llama-imatrix.
+    /// Runs [`Model::forward_sequences`], which evaluates every layer on all positions and
+    /// applies the LM head only from `logits_from`, so the per-layer counts match
+    /// llama-imatrix.
     fn evaluate(
         &self,
-        tokens: &[u32],
+        sequences: &[&[u32]],
         logits_from: usize,
         observer: &mut dyn MatmulObserver,
-    ) -> Result<Vec<f32>, ModelError> {
+        on_logits: &mut dyn FnMut(usize, Vec<f32>),
+    ) -> Result<(), ModelError> {
         let mut hook = HookAdapter { observer };
-        self.forward(tokens, logits_from, Some(&mut hook))
+        self.forward_sequences(sequences, logits_from, Some(&mut hook), on_logits)
     }
 }
 

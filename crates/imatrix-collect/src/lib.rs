@@ -51,7 +51,7 @@ pub use collect::{
     collect_imatrix, collect_imatrix_with_progress, ActivationModel, ChunkReport, CollectOutcome,
     CollectParams, SaveSchedule, DEFAULT_N_CTX, DEFAULT_SAVE_EVERY,
 };
-pub use collector::{ImatrixCollector, MatmulObserver, MIN_ROWS};
+pub use collector::{BatchLayout, ImatrixCollector, MatmulObserver, DEFAULT_N_BATCH, DEFAULT_N_UBATCH, MIN_ROWS};
 pub use compare::{
     compare, cosine_similarity, spearman, top_overlap, ImatrixComparison, ShapeDifference,
     TensorComparison, TOP_FRACTION,

@@ -49,22 +49,25 @@ impl ActivationModel for FakeModel {
 
     fn evaluate(
         &self,
-        tokens: &[u32],
+        sequences: &[&[u32]],
         logits_from: usize,
         observer: &mut dyn MatmulObserver,
-    ) -> Result<Vec<f32>, FakeError> {
-        let index = self.seen.borrow().len();
-        self.seen.borrow_mut().push(tokens.to_vec());
-        if self.fail_at == Some(index) {
-            return Err(FakeError);
-        }
-
-        let n = tokens.len();
-        let mut x = Vec::with_capacity(n * N_EMBD);
-        let mut h = Vec::with_capacity(n * N_FF);
-        for (position, &token) in tokens.iter().enumerate() {
-            x.extend((0..N_EMBD).map(|c| embedding(token, position, c)));
-            h.extend((0..N_FF).map(|c| hidden(token, position, c)));
+        on_logits: &mut dyn FnMut(usize, Vec<f32>),
+    ) -> Result<(), FakeError> {
+        let mut x = Vec::new();
+        let mut h = Vec::new();
+        let mut n = 0;
+        for tokens in sequences {
+            let index = self.seen.borrow().len();
+            self.seen.borrow_mut().push(tokens.to_vec());
+            if self.fail_at == Some(index) {
+                return Err(FakeError);
+            }
+            for (position, &token) in tokens.iter().enumerate() {
+                x.extend((0..N_EMBD).map(|c| embedding(token, position, c)));
+                h.extend((0..N_FF).map(|c| hidden(token, position, c)));
+            }
+            n += tokens.len();
         }
         if self.nan {
             x[3] = f32::NAN;
@@ -74,10 +77,11 @@ impl ActivationModel for FakeModel {
         observer.on_matmul_input("blk.0.ffn_down.weight", &h, n, N_FF);
         observer.on_matmul_input("token_embd.weight", &x, n, N_EMBD);
         observer.on_matmul_input("output.weight", &x, n, N_EMBD);
-        // A decode-sized matmul of 8 rows, below llama-imatrix's 16-row minimum.
-        observer.on_matmul_input("blk.0.attn_k.weight", &x[..8 * N_EMBD], 8, N_EMBD);
 
-        Ok(vec![0.25; (n - logits_from) * N_VOCAB])
+        for (index, tokens) in sequences.iter().enumerate() {
+            on_logits(index, vec![0.25; (tokens.len() - logits_from) * N_VOCAB]);
+        }
+        Ok(())
     }
 }
 
@@ -145,14 +149,13 @@ fn sums_and_counts_match_direct_computation() {
 }
 
 #[test]
-fn skips_embeddings_output_and_small_matmuls() {
+fn skips_embeddings_and_output() {
     let model = FakeModel::default();
     let imatrix = collect_imatrix(&model, &text(128), &params(64))
         .unwrap()
         .imatrix;
     assert!(imatrix.entry("token_embd.weight").is_none());
     assert!(imatrix.entry("output.weight").is_none());
-    assert!(imatrix.entry("blk.0.attn_k.weight").is_none());
     assert_eq!(imatrix.entries().len(), 2);
 
     let with_output = CollectParams {
@@ -234,7 +237,20 @@ fn model_and_activation_errors_propagate() {
     };
     let error = collect_imatrix(&failing, &text(64 * 3), &params(64)).unwrap_err();
     assert!(
-        matches!(error, ImatrixError::Model { chunk: 1, .. }),
+        matches!(error, ImatrixError::Model { chunk: 0, n_chunks: 3, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().starts_with("model evaluation failed on chunks 0 to 2: "), "{error}");
+
+    // One chunk per batch names the chunk itself.
+    let one_per_batch = CollectParams { n_batch: 64, ..params(64) };
+    let failing = FakeModel {
+        fail_at: Some(1),
+        ..FakeModel::default()
+    };
+    let error = collect_imatrix(&failing, &text(64 * 3), &one_per_batch).unwrap_err();
+    assert!(
+        matches!(error, ImatrixError::Model { chunk: 1, n_chunks: 1, .. }),
         "{error}"
     );
 

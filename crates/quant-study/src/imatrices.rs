@@ -77,6 +77,9 @@ pub(crate) fn collect_sets(
             ("text", &text_sha256),
             ("chunks", &chunks),
             ("n_ctx", &spec.n_ctx.to_string()),
+            // The batch sizes set the order of the sums, as in llama-imatrix.
+            ("n_batch", &imatrix_collect::DEFAULT_N_BATCH.to_string()),
+            ("n_ubatch", &imatrix_collect::DEFAULT_N_UBATCH.to_string()),
         ]);
         let path = runner.folder("imatrix").join(format!("{}.gguf", set.name));
         let record = runner.folder("cache").join(format!("imatrix-{}.json", set.name));

@@ -7,6 +7,8 @@ mod matmul;
 pub(crate) mod norm;
 mod rope;
 
+use std::ops::Range;
+
 use crate::error::ModelError;
 use crate::hook::MatmulHook;
 use crate::{Model, Numerics};
@@ -49,29 +51,67 @@ impl Model {
         &self,
         tokens: &[u32],
         logits_from: usize,
-        mut hook: Option<&mut dyn MatmulHook>,
+        hook: Option<&mut dyn MatmulHook>,
     ) -> Result<Vec<f32>, ModelError> {
+        let mut result = Vec::new();
+        self.forward_sequences(&[tokens], logits_from, hook, &mut |_, logits| {
+            result = logits;
+        })?;
+        Ok(result)
+    }
+
+    /// Evaluates several independent sequences as one batch, each at positions
+    /// `0..len` in its own fresh context, and passes the logits of positions
+    /// `logits_from..len` of sequence `i` to `on_logits(i, logits)`, in sequence order.
+    ///
+    /// This is how llama-imatrix and llama-perplexity evaluate `n_batch / n_ctx` chunks at
+    /// once. Every matmul runs on the rows of all sequences, concatenated in sequence order,
+    /// so `hook` receives `sum(len)` rows per call. Each row's values are those that
+    /// [`Model::forward`] gives for its sequence alone. The logits are made one sequence at a
+    /// time, so at most one sequence's logits are held at once.
+    ///
+    /// # Errors
+    /// As [`Model::forward`], for every sequence; also [`ModelError::InvalidInput`] for an
+    /// empty `sequences`. `logits_from` must not exceed the shortest sequence.
+    pub fn forward_sequences(
+        &self,
+        sequences: &[&[u32]],
+        logits_from: usize,
+        mut hook: Option<&mut dyn MatmulHook>,
+        on_logits: &mut dyn FnMut(usize, Vec<f32>),
+    ) -> Result<(), ModelError> {
         let config = &self.config;
-        let n = tokens.len();
-        if n == 0 {
-            return Err(ModelError::InvalidInput("no tokens to evaluate".into()));
+        if sequences.is_empty() {
+            return Err(ModelError::InvalidInput("no sequences to evaluate".into()));
         }
-        if logits_from > n {
-            return Err(ModelError::InvalidInput(format!(
-                "logits_from {logits_from} is past the end of {n} tokens"
-            )));
+        let mut ranges = Vec::with_capacity(sequences.len());
+        let mut n = 0;
+        for (index, tokens) in sequences.iter().enumerate() {
+            if tokens.is_empty() {
+                let location = if sequences.len() == 1 { String::new() } else { format!(" in sequence {index}") };
+                return Err(ModelError::InvalidInput(format!("no tokens to evaluate{location}")));
+            }
+            if logits_from > tokens.len() {
+                return Err(ModelError::InvalidInput(format!(
+                    "logits_from {logits_from} is past the end of {} tokens",
+                    tokens.len()
+                )));
+            }
+            if let Some((offset, &token)) = tokens
+                .iter()
+                .enumerate()
+                .find(|(_, &t)| t as usize >= config.n_vocab)
+            {
+                return Err(ModelError::TokenOutOfRange {
+                    token,
+                    position: offset,
+                    n_vocab: config.n_vocab,
+                });
+            }
+            ranges.push(n..n + tokens.len());
+            n += tokens.len();
         }
-        if let Some((position, &token)) = tokens
-            .iter()
-            .enumerate()
-            .find(|(_, &t)| t as usize >= config.n_vocab)
-        {
-            return Err(ModelError::TokenOutOfRange {
-                token,
-                position,
-                n_vocab: config.n_vocab,
-            });
-        }
+        let longest = sequences.iter().map(|t| t.len()).max().unwrap_or(0);
 
         let n_embd = config.n_embd;
         let q_dim = config.n_head * config.head_dim;
@@ -88,20 +128,27 @@ impl Model {
             up: vec![0.0; n * config.n_ff],
         };
 
-        self.embed(tokens, &mut s.residual)?;
+        for (tokens, range) in sequences.iter().zip(&ranges) {
+            self.embed(tokens, &mut s.residual[range.start * n_embd..range.end * n_embd])?;
+        }
 
         let (base, factor) = config.rope_params(0);
-        let rope_local = RopeTable::new(n, config.head_dim, base, factor, self.numerics);
+        let rope_local = RopeTable::new(longest, config.head_dim, base, factor, self.numerics);
         let global_layer = config.swa_pattern - 1;
         let (base, factor) = config.rope_params(global_layer);
-        let rope_global = RopeTable::new(n, config.head_dim, base, factor, self.numerics);
+        let rope_global = RopeTable::new(longest, config.head_dim, base, factor, self.numerics);
 
         for il in 0..config.n_layer {
             let rope = if config.is_sliding(il) { &rope_local } else { &rope_global };
-            self.layer(il, n, rope, &mut s, &mut hook)?;
+            self.layer(il, n, &ranges, rope, &mut s, &mut hook)?;
         }
 
-        self.output_logits(&s.residual[logits_from * n_embd..], n - logits_from, &mut hook)
+        for (index, range) in ranges.iter().enumerate() {
+            let rows = &s.residual[(range.start + logits_from) * n_embd..range.end * n_embd];
+            let logits = self.output_logits(rows, range.len() - logits_from, &mut hook)?;
+            on_logits(index, logits);
+        }
+        Ok(())
     }
 
     /// Writes `token_embd` rows scaled by `sqrt(n_embd)` into `out`.
@@ -122,6 +169,7 @@ impl Model {
         &self,
         il: usize,
         n: usize,
+        sequences: &[Range<usize>],
         rope: &RopeTable,
         s: &mut Scratch,
         hook: &mut Option<&mut dyn MatmulHook>,
@@ -147,14 +195,17 @@ impl Model {
 
         let q_dim = config.n_head * head_dim;
         let kv_dim = config.n_head_kv * head_dim;
-        for (pos, row) in s.q.chunks_exact_mut(q_dim).enumerate() {
-            rope.apply(row, pos);
-            for value in row.iter_mut() {
-                *value *= config.query_scale;
+        for range in sequences {
+            let q_rows = s.q[range.start * q_dim..range.end * q_dim].chunks_exact_mut(q_dim);
+            for (pos, row) in q_rows.enumerate() {
+                rope.apply(row, pos);
+                for value in row.iter_mut() {
+                    *value *= config.query_scale;
+                }
             }
-        }
-        for (pos, row) in s.k.chunks_exact_mut(kv_dim).enumerate() {
-            rope.apply(row, pos);
+            for (pos, row) in s.k[range.start * kv_dim..range.end * kv_dim].chunks_exact_mut(kv_dim).enumerate() {
+                rope.apply(row, pos);
+            }
         }
 
         // llama.cpp stores K and V in its KV cache, whose default type is F16.
@@ -170,7 +221,10 @@ impl Model {
             window: config.is_sliding(il).then_some(config.sliding_window),
             softcap: config.attn_softcap,
         };
-        attention(&params, &s.q, &s.k, &s.v, 0, &mut s.attn);
+        for range in sequences {
+            let (q_rows, kv_rows) = (range.start * q_dim..range.end * q_dim, range.start * kv_dim..range.end * kv_dim);
+            attention(&params, &s.q[q_rows.clone()], &s.k[kv_rows.clone()], &s.v[kv_rows], 0, &mut s.attn[q_rows]);
+        }
 
         matmul(&layer.attn_output, &s.attn, n, &mut s.proj, hook)?;
         rms_norm_rows(&mut s.proj, &layer.post_attention_norm, eps);
