@@ -139,6 +139,7 @@ fn score(model: &mut Cancellable, tokens: &[u32], args: &Args, base: Option<&Pat
     config.max_chunks = args.chunks;
 
     let n_chunk = (tokens.len() / args.n_ctx).min(args.chunks.unwrap_or(usize::MAX));
+    eprintln!("perplexity: calculating perplexity over {n_chunk} chunks, n_ctx={}", args.n_ctx);
     let bar = cli::progress_bar(n_chunk as u64, "chunks");
     let mut print_chunk = |report: &ChunkReport| {
         bar.set_position(report.chunk as u64);

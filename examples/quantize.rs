@@ -148,7 +148,13 @@ fn run(args: &Args) -> Result<(), String> {
         );
     }
     for name in &report.missing_imatrix {
-        tracing::warn!(tensor = %name, "no imatrix entry; quantized without importance weights");
+        if name == "token_embd.weight" {
+            // The embedding is read by row lookup, not by a matmul, so no imatrix tool collects
+            // it; llama-quantize quantizes it without importance weights too.
+            tracing::info!(tensor = %name, "no imatrix entry, as expected for the token embedding (a row lookup, not a matmul); quantized without importance weights, as llama-quantize does");
+        } else {
+            tracing::warn!(tensor = %name, "no imatrix entry; quantized without importance weights");
+        }
     }
     let overridden = report.plan.tensors.iter().filter(|t| matches!(t.reason, PlanReason::Override(_))).count();
     println!(

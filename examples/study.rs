@@ -78,7 +78,17 @@ Interrupt with Ctrl-C and run the same command again to resume.";
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
-    match run(&args) {
+
+    // A value clap accepts but the study rejects (a bad --mode or --quant) is a bad argument
+    // too, so it gets clap's status 2.
+    let spec = match build_spec(&args) {
+        Ok(spec) => spec,
+        Err(error) => {
+            eprintln!("study: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args, spec) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("study: {message}");
@@ -87,8 +97,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> Result<(), String> {
-    let spec = build_spec(args).map_err(|e| e.to_string())?;
+fn run(args: &Args, spec: StudySpec) -> Result<(), String> {
     let pool = cli::thread_pool(args.threads)?;
     let cancel = cli::cancel_flag();
 

@@ -1,15 +1,21 @@
-//! Prompt processing of one 512-token chunk of wiki.test.raw on the real Gemma 3 270M
-//! Q4_K_M model, as llama-perplexity evaluates it: the whole chunk as one batch, logits for
-//! the second half only. Runs on rayon pools of 1 and 2 threads; criterion reports tokens/s.
+//! Prompt processing of one 512-token chunk of wiki.test.raw on the real Gemma 3 270M model,
+//! as llama-perplexity evaluates it: the whole chunk as one batch, logits for the second half
+//! only. Two models: the original Q4_K_M file and its F32 copy (every tensor dequantized, as
+//! `llama-quantize --allow-requantize MODEL base.gguf F32` makes it). Runs on rayon pools of
+//! 1 and 2 threads; criterion reports tokens/s.
 //!
-//! The model is found at `$GEMMA3_270M_GGUF`, else `models/gemma-3-270m-q4_k_m.gguf`
-//! (fetch it with `scripts/fetch-model.sh`).
+//! The Q4_K_M model is found at `$GEMMA3_270M_GGUF`, else `models/gemma-3-270m-q4_k_m.gguf`
+//! (fetch it with `scripts/fetch-model.sh`). The F32 copy (1.1 GB) is written once to
+//! `target/bench-data/gemma-3-270m-f32.gguf` and reused by later runs.
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gemma2_model::Model;
+use gguf_format::GgufFile;
+use kquant::pipeline::{quantize_model, QuantizeOptions};
+use kquant::plan::FileType;
 
 /// Tokens per chunk, llama-perplexity's `-c 512`.
 const N_CTX: usize = 512;
@@ -27,6 +33,45 @@ fn model_path() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("models/gemma-3-270m-q4_k_m.gguf"))
 }
 
+/// Writes the F32 copy of `source` next to the build outputs unless it is already there.
+fn f32_copy(source: &Path) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let path = target.join("bench-data/gemma-3-270m-f32.gguf");
+    if path.is_file() {
+        return path;
+    }
+
+    std::fs::create_dir_all(path.parent().expect("a parent folder")).expect("create target/bench-data");
+    let gguf = GgufFile::open(source).expect("open the Q4_K_M model");
+    let mut options = QuantizeOptions::new(FileType::F32);
+    options.allow_requantize = true;
+    quantize_model(&gguf, &path, &options, &mut |_| {}).expect("write the F32 copy");
+    path
+}
+
+fn bench_model(c: &mut Criterion, group_name: &str, path: &Path, tokens: &[u32]) {
+    let model = Model::from_gguf(path).expect("load the model");
+
+    let mut group = c.benchmark_group(group_name);
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(N_CTX as u64));
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("build the rayon pool");
+        group.bench_function(format!("chunk_512_threads_{threads}"), |b| {
+            b.iter(|| {
+                pool.install(|| model.forward(black_box(tokens), N_CTX / 2, None))
+                    .expect("forward")
+            })
+        });
+    }
+    group.finish();
+}
+
 fn forward_chunk(c: &mut Criterion) {
     let path = model_path();
     assert!(path.is_file(), "model missing at {}; run scripts/fetch-model.sh", path.display());
@@ -39,23 +84,10 @@ fn forward_chunk(c: &mut Criterion) {
         .expect("tokenize");
     assert!(tokens.len() >= N_CTX, "only {} tokens", tokens.len());
     tokens.truncate(N_CTX);
+    drop(model);
 
-    let mut group = c.benchmark_group("forward_gemma3_270m_q4_k_m");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(N_CTX as u64));
-    for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("build the rayon pool");
-        group.bench_function(format!("chunk_512_threads_{threads}"), |b| {
-            b.iter(|| {
-                pool.install(|| model.forward(black_box(&tokens), N_CTX / 2, None))
-                    .expect("forward")
-            })
-        });
-    }
-    group.finish();
+    bench_model(c, "forward_gemma3_270m_q4_k_m", &path, &tokens);
+    bench_model(c, "forward_gemma3_270m_f32", &f32_copy(&path), &tokens);
 }
 
 criterion_group!(benches, forward_chunk);

@@ -140,3 +140,20 @@ fn perplexity_kl_divergence_needs_a_base_file() {
     let output = run(tool("perplexity").args(["-m", "model.gguf", "--kl-divergence"]));
     assert_fails_naming(&output, &["--kl-divergence-base"]);
 }
+
+#[test]
+fn study_rejects_a_bad_mode_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(tool("study").args(["--mode", "en+", "--out"]).arg(dir.path()).current_dir(dir.path()));
+    assert_fails_naming(&output, &["en+"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "the study wrote into --out");
+}
+
+#[test]
+fn imatrix_help_names_the_batch_sizes() {
+    let text = stdout(&run(tool("imatrix").arg("--help")));
+    assert!(text.contains("--batch-size"), "{text}");
+    assert!(text.contains("[default: 2048]"), "{text}");
+    assert!(text.contains("--ubatch-size"), "{text}");
+}

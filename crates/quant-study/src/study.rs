@@ -199,8 +199,11 @@ fn run_cell(
                 kquant::pipeline::PipelineError::Cancelled => StudyError::Cancelled,
                 other => StudyError::Quantize { cell: label.clone(), source: other },
             })?;
-            if !report.missing_imatrix.is_empty() {
-                tracing::warn!(cell = %label, tensors = ?report.missing_imatrix, "imatrix has no data for these tensors; they were quantized without it");
+            // The token embedding is a row lookup, never collected, and quantized without an
+            // imatrix by llama-quantize too; only other missing tensors are worth a warning.
+            let missing: Vec<&String> = report.missing_imatrix.iter().filter(|name| *name != "token_embd.weight").collect();
+            if !missing.is_empty() {
+                tracing::warn!(cell = %label, tensors = ?missing, "imatrix has no data for these tensors; they were quantized without it");
             }
             let file = QuantizedFile { bytes: report.output_bytes.max(file_size(&model_path).unwrap_or(0)), sha256: sha256_file(&model_path)? };
             let seconds = timer.seconds();
