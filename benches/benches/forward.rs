@@ -1,8 +1,9 @@
 //! Prompt processing of one 512-token chunk of wiki.test.raw on the real Gemma 3 270M model,
-//! as llama-perplexity evaluates it: the whole chunk as one batch, logits for the second half
-//! only. Two models: the original Q4_K_M file and its F32 copy (every tensor dequantized, as
-//! `llama-quantize --allow-requantize MODEL base.gguf F32` makes it). Runs on rayon pools of
-//! 1 and 2 threads; criterion reports tokens/s.
+//! the whole chunk as one batch, in two forms: `pp512` asks for the last position's logits
+//! only, as `llama-bench -p 512` does; `chunk_512` asks for the second half's, as
+//! llama-perplexity scores a chunk. Two models: the original Q4_K_M file and its F32 copy
+//! (every tensor dequantized, as `llama-quantize --allow-requantize MODEL base.gguf F32`
+//! makes it). Runs on rayon pools of 1 and 2 threads; criterion reports tokens/s.
 //!
 //! The Q4_K_M model is found at `$GEMMA3_270M_GGUF`, else `models/gemma-3-270m-q4_k_m.gguf`
 //! (fetch it with `scripts/fetch-model.sh`). The F32 copy (1.1 GB) is written once to
@@ -10,8 +11,9 @@
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use gemma2_model::Model;
 use gguf_format::GgufFile;
 use kquant::pipeline::{quantize_model, QuantizeOptions};
@@ -55,19 +57,25 @@ fn bench_model(c: &mut Criterion, group_name: &str, path: &Path, tokens: &[u32])
     let model = Model::from_gguf(path).expect("load the model");
 
     let mut group = c.benchmark_group(group_name);
+    // One forward pass per sample: 10 passes per case, not criterion's linear 55.
+    group.sampling_mode(SamplingMode::Flat);
     group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(1));
     group.throughput(Throughput::Elements(N_CTX as u64));
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .expect("build the rayon pool");
-        group.bench_function(format!("chunk_512_threads_{threads}"), |b| {
-            b.iter(|| {
-                pool.install(|| model.forward(black_box(tokens), N_CTX / 2, None))
-                    .expect("forward")
-            })
-        });
+        for (name, logits_from) in [("pp512", N_CTX - 1), ("chunk_512", N_CTX / 2)] {
+            group.bench_function(format!("{name}_threads_{threads}"), |b| {
+                b.iter(|| {
+                    pool.install(|| model.forward(black_box(tokens), logits_from, None))
+                        .expect("forward")
+                })
+            });
+        }
     }
     group.finish();
 }
