@@ -113,6 +113,9 @@ fn run(args: &Args, spec: StudySpec) -> Result<(), String> {
 
     println!("{}", quant_study::render_markdown(&results));
     println!("results written to {}", spec.out.display());
+    for text in &spec.texts {
+        println!("chart for {}: {}", text.name, spec.out.join("charts").join(format!("ppl-{}.png", text.name)).display());
+    }
     Ok(())
 }
 
