@@ -5,8 +5,9 @@
 //! The golden files in `tests/data/ggml-cpu/vec-dot-k` come from
 //! `scripts/ggml-oracle/vec_dot_k.c`, whose header comment gives the build command.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::{compare_bits, matmul_cases, GoldenDir};
 use gguf_format::GgmlType;
 use kquant::{matmul_quantized_with_isa, quantize_activations, Isa, WeightMatrix};
 
@@ -18,107 +19,18 @@ const BATCHES: [usize; 9] = [1, 2, 3, 4, 5, 7, 8, 9, 16];
 /// The smallest batch ggml multiplies with its tiled kernel instead of the vec-dot.
 const TILED_MIN_BATCH: usize = 8;
 
-/// Mismatches listed in a failure message.
-const SHOWN_MISMATCHES: usize = 8;
-
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ggml-cpu/vec-dot-k")
-}
-
-fn read(name: &str) -> Vec<u8> {
-    let path = data_dir().join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-fn read_f32(name: &str) -> Vec<f32> {
-    read(name)
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-/// One line of `cases.txt`.
-struct Case {
-    ggml_type: GgmlType,
-    n_cols: usize,
-    n_rows: usize,
-    n_batch: usize,
-    weight_file: String,
-    act_stem: String,
-    out_file: String,
-}
-
-impl Case {
-    fn name(&self) -> String {
-        format!(
-            "{} {}x{} batch {}",
-            self.ggml_type, self.n_cols, self.n_rows, self.n_batch
-        )
-    }
-}
-
-fn cases(ggml_type: GgmlType) -> Vec<Case> {
-    let manifest = String::from_utf8(read("cases.txt")).expect("cases.txt is not UTF-8");
-    let cases: Vec<Case> = manifest
-        .lines()
-        .map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            assert_eq!(f.len(), 7, "bad cases.txt line: {line}");
-            let parsed_type = match f[0] {
-                "q4_k" => GgmlType::Q4_K,
-                "q5_k" => GgmlType::Q5_K,
-                "q6_k" => GgmlType::Q6_K,
-                other => panic!("unknown type {other} in cases.txt"),
-            };
-            Case {
-                ggml_type: parsed_type,
-                n_cols: f[1].parse().unwrap(),
-                n_rows: f[2].parse().unwrap(),
-                n_batch: f[3].parse().unwrap(),
-                weight_file: f[4].to_string(),
-                act_stem: f[5].to_string(),
-                out_file: f[6].to_string(),
-            }
-        })
-        .filter(|case| case.ggml_type == ggml_type)
-        .collect();
-    assert!(!cases.is_empty(), "cases.txt has no {ggml_type} case");
-    cases
-}
-
-/// Returns "index: expected vs found" for up to [`SHOWN_MISMATCHES`] differing outputs.
-fn mismatches(expected: &[f32], found: &[f32]) -> (usize, String) {
-    let differing: Vec<usize> = (0..expected.len())
-        .filter(|&i| expected[i].to_bits() != found[i].to_bits())
-        .collect();
-    let listed = differing
-        .iter()
-        .take(SHOWN_MISMATCHES)
-        .map(|&i| {
-            format!(
-                "[{i}] ggml {:e} ({:#010x}) vs {:e} ({:#010x})",
-                expected[i],
-                expected[i].to_bits(),
-                found[i],
-                found[i].to_bits()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    (differing.len(), listed)
-}
-
 /// Checks every case of `ggml_type` for every batch prefix and every supported ISA.
 fn check_type(ggml_type: GgmlType) {
-    for case in cases(ggml_type) {
-        let weight_bytes = read(&case.weight_file);
+    let dir = GoldenDir::new("vec-dot-k");
+    for case in matmul_cases(&dir, ggml_type) {
+        let weight_bytes = dir.read(&case.weight_file);
         let weight =
             WeightMatrix::new(case.ggml_type, &weight_bytes, case.n_cols, case.n_rows).unwrap();
-        let x = read_f32(&format!("{}.f32", case.act_stem));
-        let q8_golden = read(&format!("{}.q8_k", case.act_stem));
+        let x = dir.read_f32(&format!("{}.f32", case.act));
+        let q8_golden = dir.read(&format!("{}.q8_k", case.act));
         let expected_tiled = (case.n_batch >= TILED_MIN_BATCH)
-            .then(|| read_f32(&case.out_file.replace(".out.f32", ".tiled.f32")));
-        let expected = read_f32(&case.out_file);
+            .then(|| dir.read_f32(&case.out_file.replace(".out.f32", ".tiled.f32")));
+        let expected = dir.read_f32(&case.out_file);
         assert_eq!(
             expected.len(),
             case.n_batch * case.n_rows,
@@ -157,19 +69,10 @@ fn check_type(ggml_type: GgmlType) {
                 let mut out = vec![f32::NAN; n_batch * case.n_rows];
                 matmul_quantized_with_isa(isa, &weight, &acts, &mut out).unwrap();
 
-                let (n_differing, listed) = mismatches(expected, &out);
-                println!(
-                    "{} prefix {n_batch} {isa:?}: {}/{} outputs bit-identical",
-                    case.name(),
-                    expected.len() - n_differing,
-                    expected.len()
-                );
-                assert_eq!(
-                    n_differing,
-                    0,
-                    "{} prefix {n_batch} {isa:?}: {listed}",
-                    case.name()
-                );
+                let label = format!("{} prefix {n_batch} {isa:?}", case.name());
+                if let Err(message) = compare_bits(&label, expected, &out) {
+                    panic!("{message}");
+                }
             }
         }
     }
@@ -194,28 +97,30 @@ fn q4_k_matches_ggml_bits() {
 fn repacked_q4_k_odd_rows_use_plain_kernels() {
     // A repacked Q4_K matrix whose row count is not a multiple of 8 cannot be repacked, so
     // ggml multiplies it with the plain kernels: the tiled one for this batch of 16.
-    let case = cases(GgmlType::Q4_K)
+    let dir = GoldenDir::new("vec-dot-k");
+    let case = matmul_cases(&dir, GgmlType::Q4_K)
         .into_iter()
         .find(|c| c.n_rows % 8 != 0)
         .expect("a Q4_K case with n_rows % 8 != 0");
-    let weight_bytes = read(&case.weight_file);
+    let weight_bytes = dir.read(&case.weight_file);
     let weight = WeightMatrix::new(GgmlType::Q4_K, &weight_bytes, case.n_cols, case.n_rows)
         .unwrap()
         .with_repack(true);
-    let x = read_f32(&format!("{}.f32", case.act_stem));
+    let x = dir.read_f32(&format!("{}.f32", case.act));
     let acts = quantize_activations(GgmlType::Q8_K, &x, case.n_batch, case.n_cols).unwrap();
     assert!(
         case.n_batch >= TILED_MIN_BATCH,
         "{}: expected a batch of 8 or more",
         case.name()
     );
-    let expected = read_f32(&case.out_file.replace(".out.f32", ".tiled.f32"));
+    let expected = dir.read_f32(&case.out_file.replace(".out.f32", ".tiled.f32"));
 
     let mut out = vec![f32::NAN; expected.len()];
     matmul_quantized_with_isa(Isa::detect(), &weight, &acts, &mut out).unwrap();
 
-    let (n_differing, listed) = mismatches(&expected, &out);
-    assert_eq!(n_differing, 0, "{}: {listed}", case.name());
+    if let Err(message) = compare_bits(&case.name(), &expected, &out) {
+        panic!("{message}");
+    }
 }
 
 /// A small xorshift generator for the synthetic blocks below.

@@ -7,9 +7,9 @@
 //! weight row and one activation row only. Each case runs for several batch sizes, on the first rows of the
 //! stored activations, and with every instruction set this CPU supports.
 
-use std::fs;
-use std::path::PathBuf;
+mod common;
 
+use common::{compare_bits, parse_type, GoldenDir};
 use kquant::blocks::{BlockIQ4XS, BlockQ2K, BlockQ3K, BlockQ4_1, BlockQ5_1, BlockQ8K, BlockQ8_1};
 use kquant::{
     matmul_quantized_with_isa, quantize_activations, vec_dot_type, GgmlType, Isa, VecDot,
@@ -25,20 +25,16 @@ const BATCHES: [usize; 8] = [1, 2, 3, 4, 5, 7, 9, 16];
 /// The smallest batch ggml multiplies Q2_K, Q3_K and IQ4_XS with its tiled kernel.
 const TILED_MIN_BATCH: usize = 8;
 
-fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/ggml-cpu/vec-dot-misc")
+fn golden() -> GoldenDir {
+    GoldenDir::new("vec-dot-misc")
 }
 
 fn read(name: &str) -> Vec<u8> {
-    let path = data_dir().join(name);
-    fs::read(&path).unwrap_or_else(|e| panic!("failed to read {}: {e}", path.display()))
+    golden().read(name)
 }
 
 fn read_f32(name: &str) -> Vec<f32> {
-    read(name)
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
+    golden().read_f32(name)
 }
 
 /// One line of `cases.txt`: the weight type's file-name stem, n_cols and n_rows.
@@ -50,29 +46,14 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let text = String::from_utf8(read("cases.txt")).expect("cases.txt is UTF-8");
-    text.lines()
-        .map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            assert_eq!(
-                fields.len(),
-                3,
-                "cases.txt line {line:?}: expected `type n_cols n_rows`"
-            );
-            let ggml_type = match fields[0] {
-                "q4_1" => GgmlType::Q4_1,
-                "q5_1" => GgmlType::Q5_1,
-                "q2_k" => GgmlType::Q2_K,
-                "q3_k" => GgmlType::Q3_K,
-                "iq4_xs" => GgmlType::IQ4_XS,
-                other => panic!("cases.txt names unknown type {other:?}"),
-            };
-            Case {
-                stem: fields[0].to_string(),
-                ggml_type,
-                n_cols: fields[1].parse().expect("n_cols is a number"),
-                n_rows: fields[2].parse().expect("n_rows is a number"),
-            }
+    golden()
+        .case_lines(3)
+        .into_iter()
+        .map(|fields| Case {
+            ggml_type: parse_type(&fields[0]),
+            stem: fields[0].clone(),
+            n_cols: fields[1].parse().expect("n_cols is a number"),
+            n_rows: fields[2].parse().expect("n_rows is a number"),
         })
         .collect()
 }
@@ -157,26 +138,9 @@ fn outputs_bit_identical_to_ggml() {
                 let mut out = vec![0.0f32; n_batch * case.n_rows];
                 matmul_quantized_with_isa(isa, &weight, &acts, &mut out).expect("matmul");
 
-                let want = &expected[..out.len()];
-                let same = out
-                    .iter()
-                    .zip(want)
-                    .filter(|(a, b)| a.to_bits() == b.to_bits())
-                    .count();
-                println!(
-                    "{name} batch {n_batch} {isa:?}: {same}/{} outputs bit-identical",
-                    out.len()
-                );
-                if same != out.len() {
-                    let (i, (got, want)) = out
-                        .iter()
-                        .zip(want)
-                        .enumerate()
-                        .find(|(_, (a, b))| a.to_bits() != b.to_bits())
-                        .expect("a differing output");
-                    failures.push(format!(
-                        "{name} batch {n_batch} {isa:?}: output {i} is {got:e}, ggml has {want:e}"
-                    ));
+                let label = format!("{name} batch {n_batch} {isa:?}");
+                if let Err(message) = compare_bits(&label, &expected[..out.len()], &out) {
+                    failures.push(message);
                 }
             }
         }
