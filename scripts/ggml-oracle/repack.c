@@ -44,6 +44,9 @@
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 
+#define ORACLE_NAME "repack-oracle"
+#include "oracle_common.h"
+
 #define QK_K 256
 #define QK8_0 32
 #define MAX_BATCH 16
@@ -66,86 +69,6 @@ typedef struct { uint16_t d[4]; int8_t qs[QK8_0 * 4]; } block_q8_0x4;
 
 static const int BATCHES[] = {1, 2, 3, 4, 5, 7, 9, 16};
 #define N_BATCHES ((int)(sizeof(BATCHES) / sizeof(BATCHES[0])))
-
-// xorshift64*: a small generator whose sequence does not depend on the C library.
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t seed) { rng_state = seed * 0x9E3779B97F4A7C15ull + 1; }
-
-static double rng_uniform(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    uint64_t bits = rng_state * 0x2545F4914F6CDD1Dull;
-    return ((bits >> 11) + 0.5) / 9007199254740992.0; // (0, 1)
-}
-
-// Box-Muller normal sample.
-static float rng_normal(void) {
-    double u = rng_uniform(), v = rng_uniform();
-    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
-
-static void die(const char *message) {
-    fprintf(stderr, "repack-oracle: %s\n", message);
-    exit(1);
-}
-
-static void write_file(const char *dir, const char *name, const void *data, size_t size) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) {
-        die(path);
-    }
-}
-
-/*
- * Fills 16 activation rows that resemble Gemma's normed hidden states: unit-scale normal
- * values, a few channels that are 8x larger in every row, and rare outliers of 20 to 60.
- * Row 0 and row 5 start their first 256-block with -M and later hold +M, where M is the
- * block's largest magnitude: the one case where the two Q8_K quantizers choose opposite
- * signs for the scale.
- */
-static void make_activations(float *x, int n_cols, uint64_t seed) {
-    rng_seed(seed);
-    for (int b = 0; b < MAX_BATCH; b++) {
-        for (int c = 0; c < n_cols; c++) {
-            float v = rng_normal();
-            if (c % 61 == 7) {
-                v *= 8.0f;
-            }
-            if (rng_uniform() < 0.004) {
-                v = (rng_uniform() < 0.5 ? -1.0f : 1.0f) * (float)(20.0 + 40.0 * rng_uniform());
-            }
-            x[b * n_cols + c] = v;
-        }
-    }
-
-    if (n_cols >= QK_K) {
-        const int tie_rows[] = {0, 5};
-        for (int i = 0; i < 2; i++) {
-            float *row = x + tie_rows[i] * n_cols;
-            float amax = 0.0f;
-            for (int c = 0; c < QK_K; c++) {
-                amax = fmaxf(amax, fabsf(row[c]));
-            }
-            row[3] = -amax;
-            row[200] = amax;
-        }
-    }
-}
-
-/* Fills weights with a normal spread and a per-row scale, as trained matrices have. */
-static void make_weights(float *w, int n_cols, int n_rows, uint64_t seed) {
-    rng_seed(seed);
-    for (int r = 0; r < n_rows; r++) {
-        float row_scale = 0.01f + 0.04f * (float)rng_uniform();
-        for (int c = 0; c < n_cols; c++) {
-            w[r * n_cols + c] = row_scale * rng_normal();
-        }
-    }
-}
 
 /* Compares the grouped Q8_K and Q8_0 quantizers with the row quantizers on `x`. */
 static void compare_quantizers(const float *x, int n_cols) {
@@ -292,7 +215,7 @@ int main(int argc, char **argv) {
     for (int s = 0; s < n_shapes; s++) {
         const struct shape *sh = &shapes[s];
         float *act = malloc(sizeof(float) * MAX_BATCH * sh->n_cols);
-        make_activations(act, sh->n_cols, 1000 + sh->n_cols);
+        make_gemma_activations(act, sh->n_cols, MAX_BATCH, 1000 + sh->n_cols);
         char act_name[64];
         snprintf(act_name, sizeof act_name, "act-%d.f32", sh->n_cols);
         if (!written_acts[sh->n_cols]) {
@@ -303,7 +226,7 @@ int main(int argc, char **argv) {
         }
 
         float *wf = malloc(sizeof(float) * sh->n_cols * sh->n_rows);
-        make_weights(wf, sh->n_cols, sh->n_rows, 7 * (s + 1));
+        make_row_scaled_weights(wf, sh->n_cols, sh->n_rows, 7 * (s + 1));
         size_t weight_size = ggml_row_size(sh->type, sh->n_cols) * sh->n_rows;
         void *weight = malloc(weight_size);
         ggml_quantize_chunk(sh->type, wf, weight, 0, sh->n_rows, sh->n_cols, NULL);

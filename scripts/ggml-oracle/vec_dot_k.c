@@ -36,6 +36,9 @@
 #include "ggml.h"
 #include "ggml-cpu.h"
 
+#define ORACLE_NAME "vec-dot-k-oracle"
+#include "oracle_common.h"
+
 #define QK_K 256
 #define Q8_K_BLOCK_BYTES 292
 
@@ -50,24 +53,6 @@ typedef void (*vec_dot_fn)(int n, float *s, size_t bs, const void *vx, size_t bx
 void ggml_vec_dot_q4_K_q8_K(int, float *, size_t, const void *, size_t, const void *, size_t, int);
 void ggml_vec_dot_q5_K_q8_K(int, float *, size_t, const void *, size_t, const void *, size_t, int);
 void ggml_vec_dot_q6_K_q8_K(int, float *, size_t, const void *, size_t, const void *, size_t, int);
-
-// xorshift64*: a small generator whose sequence does not depend on the C library.
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t seed) { rng_state = seed * 0x9E3779B97F4A7C15ull + 1; }
-
-static double rng_uniform(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    uint64_t bits = rng_state * 0x2545F4914F6CDD1Dull;
-    return ((bits >> 11) + 0.5) / 9007199254740992.0; // (0, 1)
-}
-
-static double rng_normal(void) {
-    double u = rng_uniform(), v = rng_uniform();
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
 
 // Activations as a transformer's hidden state looks after RMSNorm: roughly normal values
 // with a per-row scale, plus about 1 in 100 outliers 20 to 60 times larger.
@@ -151,16 +136,6 @@ static void graph_mul_mat(enum ggml_type type, const void *weight, const float *
     }
     memcpy(out, y->data, (size_t)n_rows * n_batch * sizeof(float));
     ggml_free(ctx);
-}
-
-static void write_file(const char *dir, const char *name, const void *data, size_t size) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) {
-        fprintf(stderr, "failed to write %s\n", path);
-        exit(1);
-    }
 }
 
 struct weight_type {
