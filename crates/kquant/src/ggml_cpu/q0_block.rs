@@ -26,6 +26,7 @@ const Q4_0_OFFSET: i8 = 8;
 const Q5_0_OFFSET: i8 = 16;
 
 /// Storage layout of a block's 32 signed codes, for the SIMD decoders.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only the x86-64 kernels use it
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Coding {
     /// Q4_0: nibbles minus 8.
@@ -41,6 +42,7 @@ pub(crate) enum Coding {
 /// A weight block of 32 signed codes and an f16 scale, multiplied against Q8_0.
 pub(crate) trait Q0Block: VecDot<VecDotType = BlockQ8_0> {
     /// The storage layout of the codes.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only the x86-64 kernels use it
     const CODING: Coding;
 
     /// Returns the f16 bits of the scale.
@@ -50,6 +52,7 @@ pub(crate) trait Q0Block: VecDot<VecDotType = BlockQ8_0> {
     fn codes(&self) -> [i8; QK];
 
     /// Returns the packed nibbles (Q4_0, Q5_0, IQ4_NL) or the codes (Q8_0) as bytes.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only the x86-64 kernels use it
     fn qs_bytes(&self) -> &[u8];
 
     /// Returns the fifth bits of Q5_0 (bit `j` for element `j`), or 0 for the other types.

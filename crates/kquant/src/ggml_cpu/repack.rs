@@ -152,6 +152,7 @@ pub(crate) fn for_each_tile<S>(
 }
 
 /// Splits `batch` into runs of at most `max_len` rows that use one kernel each.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only the x86-64 kernels use it
 pub(crate) fn kernel_runs(
     batch: Range<usize>,
     n_batch: usize,

@@ -20,6 +20,7 @@ use super::repack::{activation_blocks, for_each_tile};
 /// A weight block of 32 signed codes and one f16 scale.
 pub(crate) trait RepackB32: VecDot<VecDotType = BlockQ8_0> {
     /// Added to every code to make it an unsigned byte for `vpdpbusd`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only the x86-64 kernels use it
     const CODE_OFFSET: i32;
 
     /// Returns the 32 signed codes in element order.

@@ -37,6 +37,7 @@ const ROW_TILE: usize = 16;
 const BATCH_TILE: usize = 64;
 
 /// Activation rows the AVX-512 integer kernels take at once.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only the x86-64 kernels use it
 const GROUP: usize = 4;
 
 /// A K-quant weight block the tiled kernel supports.
@@ -169,6 +170,7 @@ pub(crate) fn matmul<W: TiledK>(
     let row_tiles = n_rows.div_ceil(ROW_TILE);
     let batch_tiles = n_batch.div_ceil(BATCH_TILE);
     let out_ptr = OutPtr(out.as_mut_ptr());
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     let use_avx512 = cfg!(target_arch = "x86_64") && isa.resolve() == Isa::Avx512;
 
     (0..row_tiles * batch_tiles)
@@ -186,6 +188,7 @@ pub(crate) fn matmul<W: TiledK>(
             let write =
                 |b: usize, r: usize, value: f32| unsafe { out_ptr.write(b * n_rows + r, value) };
 
+            #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
             let mut b = batch.start;
             #[cfg(target_arch = "x86_64")]
             if use_avx512 {

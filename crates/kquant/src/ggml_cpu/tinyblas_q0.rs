@@ -58,6 +58,7 @@ pub(crate) fn matmul<W: Q0Block>(
 /// but which the `vpsignb` lane sums treat differently from the exact ones.
 ///
 /// [`quantize_activations`]: crate::quantize_activations
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only the x86-64 kernels use it
 fn has_minus_128(acts: &[BlockQ8_0]) -> bool {
     acts.iter().any(|block| block.qs.contains(&i8::MIN))
 }
