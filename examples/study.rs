@@ -128,12 +128,12 @@ fn build_spec(args: &Args) -> Result<StudySpec, StudyError> {
         spec.calibration.iter_mut().for_each(|c| c.chunks = Some(chunks));
     }
     if !args.modes.is_empty() {
-        spec.modes = args.modes.iter().map(|m| ImatrixMode::parse(m)).collect::<Result<_, _>>()?;
+        spec.modes = args.modes.iter().map(|m| ImatrixMode::parse(m).map_err(|e| flag_error("--mode", e))).collect::<Result<_, _>>()?;
     }
     if !args.quants.is_empty() {
         spec.quantizations = Vec::new();
         for quant in &args.quants {
-            spec.quantizations.extend(Quantization::parse_list(quant)?);
+            spec.quantizations.extend(Quantization::parse_list(quant).map_err(|e| flag_error("--quant", e))?);
         }
     }
     if !args.texts.is_empty() {
@@ -147,6 +147,14 @@ fn build_spec(args: &Args) -> Result<StudySpec, StudyError> {
     spec.n_ctx = args.n_ctx;
     spec.keep_models = args.keep_models;
     Ok(spec)
+}
+
+/// Prefixes a specification error with the flag that carried the value.
+fn flag_error(flag: &str, error: StudyError) -> StudyError {
+    match error {
+        StudyError::InvalidSpec(message) => StudyError::InvalidSpec(format!("{flag}: {message}")),
+        other => StudyError::InvalidSpec(format!("{flag}: {other}")),
+    }
 }
 
 /// Parses `NAME=FILE[:CHUNKS]`.

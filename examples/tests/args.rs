@@ -145,7 +145,7 @@ fn perplexity_kl_divergence_needs_a_base_file() {
 fn study_rejects_a_bad_mode_with_status_2() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(tool("study").args(["--mode", "en+", "--out"]).arg(dir.path()).current_dir(dir.path()));
-    assert_fails_naming(&output, &["en+"]);
+    assert_fails_naming(&output, &["--mode", "en+"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "the study wrote into --out");
 }
