@@ -1,6 +1,6 @@
 //! Prompt processing of one 512-token chunk of wiki.test.raw on the real Gemma 3 270M model,
-//! the whole chunk as one batch, in two forms: `pp512` asks for the last position's logits
-//! only, as `llama-bench -p 512` does; `chunk_512` asks for the second half's, as
+//! the whole chunk as one batch, in two forms: `pp512` requests the last position's logits
+//! only, as `llama-bench -p 512` does; `chunk_512` requests the second half's, as
 //! llama-perplexity scores a chunk. Two models: the original Q4_K_M file and its F32 copy
 //! (every tensor dequantized, as `llama-quantize --allow-requantize MODEL base.gguf F32`
 //! makes it). Runs on rayon pools of 1 and 2 threads; criterion reports tokens/s.

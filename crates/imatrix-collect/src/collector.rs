@@ -23,7 +23,7 @@ pub const DEFAULT_N_UBATCH: usize = 512;
 ///
 /// llama-imatrix evaluates `n_batch / n_ctx` chunks as one batch of that many sequences.
 /// llama.cpp runs such a batch in ubatches that take the same number of tokens from every
-/// sequence (`n_ubatch / n_seqs` each), and llama-imatrix sees one matmul input per
+/// sequence (`n_ubatch / n_seqs` each), and llama-imatrix receives one matmul input per
 /// ubatch. That fixes two things: the order in which rows are added to the sums (ubatch by
 /// ubatch, and within a ubatch sequence by sequence), and which rows are left out (a ubatch of
 /// fewer than [`MIN_ROWS`] tokens). A single sequence longer than `n_batch` is evaluated
@@ -55,7 +55,7 @@ pub struct BatchLayout {
 }
 
 impl Default for BatchLayout {
-    /// One sequence under llama.cpp's default batch sizes.
+    /// Returns one sequence under llama.cpp's default batch sizes.
     fn default() -> Self {
         Self {
             n_seqs: 1,
@@ -111,9 +111,9 @@ pub trait MatmulObserver {
 /// For every weight whose name starts with `blk.` (and `output.weight` when
 /// `process_output` is set), it adds `x_j²` of each row to column `j`'s sum and the row count
 /// to the entry's count. Sums are `f32`, added row by row in the order llama-imatrix adds
-/// them: each input is cut into ubatches by the current [`BatchLayout`] (by default one sequence
-/// under llama.cpp's batch sizes; see [`ImatrixCollector::set_batch_layout`]), and
-/// ubatches of fewer than [`MIN_ROWS`] rows are left out. A tied output head reports `token_embd.weight` and is
+/// them. Each input is cut into ubatches by the current [`BatchLayout`], which is one
+/// sequence under llama.cpp's batch sizes until [`ImatrixCollector::set_batch_layout`] changes
+/// it. Ubatches of fewer than [`MIN_ROWS`] rows are left out. A tied output head reports `token_embd.weight` and is
 /// therefore never collected, as in llama.cpp.
 ///
 /// [`MatmulObserver`] cannot return errors, so the first inconsistent input is stored and

@@ -106,7 +106,7 @@ pub fn compare_bits(label: &str, expected: &[f32], found: &[f32]) -> Result<(), 
         return Ok(());
     }
 
-    let shown: Vec<String> = differing
+    let first_differences: Vec<String> = differing
         .iter()
         .take(SHOWN_MISMATCHES)
         .map(|&i| {
@@ -119,7 +119,7 @@ pub fn compare_bits(label: &str, expected: &[f32], found: &[f32]) -> Result<(), 
             )
         })
         .collect();
-    Err(format!("{label}: {} outputs differ\n{}", differing.len(), shown.join("\n")))
+    Err(format!("{label}: {} outputs differ\n{}", differing.len(), first_differences.join("\n")))
 }
 
 /// Runs every `ggml_type` case of `dir` with every instruction set this CPU supports, and
