@@ -6,6 +6,34 @@
 //! `llama-perplexity`; [`Numerics::Reference`] keeps activations in f32 to compare against
 //! Hugging Face transformers. A [`MatmulHook`] sees the input of every weight matmul, which
 //! is what an importance matrix is collected from.
+//!
+//! # Example
+//!
+//! Load the tiny Gemma 2 checkpoint that the tests use, score a prompt, then evaluate two
+//! prompts as one batch, as llama-imatrix does with its chunks:
+//!
+//! ```
+//! use gemma2_model::Model;
+//!
+//! let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/hf-tiny/gemma2-tiny");
+//! let model = Model::from_hf_dir(dir)?;
+//! let n_vocab = model.config().n_vocab;
+//!
+//! // Logits of the last two positions only.
+//! let first = [2, 17, 42, 7];
+//! let logits = model.forward(&first, 2, None)?;
+//! assert_eq!(logits.len(), 2 * n_vocab);
+//!
+//! // Both sequences in one batch: each row equals its sequence evaluated alone.
+//! let second = [2, 99, 5];
+//! let mut batched = Vec::new();
+//! model.forward_sequences(&[&first, &second], 2, None, &mut |index, rows| {
+//!     batched.push((index, rows));
+//! })?;
+//! assert_eq!(batched[0], (0, logits));
+//! assert_eq!(batched[1], (1, model.forward(&second, 2, None)?));
+//! # Ok::<(), gemma2_model::ModelError>(())
+//! ```
 
 mod config;
 mod convert;

@@ -313,4 +313,21 @@ fn zero_parameters_are_rejected() {
         collect_imatrix(&FakeModel::default(), &text(128), &params(8)),
         Err(ImatrixError::InvalidParameter { name: "n_ctx", .. })
     ));
+
+    let zero_batch = CollectParams {
+        n_batch: 0,
+        ..params(64)
+    };
+    let error = collect_imatrix(&FakeModel::default(), &text(128), &zero_batch).unwrap_err();
+    assert!(matches!(error, ImatrixError::InvalidParameter { name: "n_batch", .. }), "{error:?}");
+    assert!(error.to_string().contains("n_batch"), "{error}");
+
+    let zero_ubatch = CollectParams {
+        n_ubatch: 0,
+        ..params(64)
+    };
+    assert!(matches!(
+        collect_imatrix(&FakeModel::default(), &text(128), &zero_ubatch),
+        Err(ImatrixError::InvalidParameter { name: "n_ubatch", .. })
+    ));
 }

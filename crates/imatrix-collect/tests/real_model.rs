@@ -8,6 +8,7 @@
 #![cfg(feature = "gemma2")]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use gemma2_model::Model;
 use gguf_format::{GgmlType, GgufFile, GgufWriter};
@@ -35,17 +36,19 @@ fn model_path() -> Option<PathBuf> {
     None
 }
 
-/// Writes every tensor of `source` dequantized to F32 into `dest`, as
-/// `llama-quantize --allow-requantize MODEL base-f32.gguf F32` does.
-fn write_f32_base(source: &GgufFile, dest: &std::path::Path) {
+/// Returns the bytes of `source` with every tensor dequantized to F32, as
+/// `llama-quantize --allow-requantize MODEL base-f32.gguf F32` writes them. The base stays in
+/// memory (about 1.1 GB), so a failed run leaves nothing on disk.
+fn f32_base(source: &GgufFile) -> Vec<u8> {
     let mut writer = GgufWriter::from_file(source);
     for info in source.tensors() {
         writer
             .add_tensor(info.name.clone(), &info.dims, GgmlType::F32)
             .unwrap();
     }
+    let mut bytes = Vec::new();
     writer
-        .write_to_path(dest, |index, _info, sink| {
+        .write_to(&mut bytes, |index, _info, sink| {
             let info = &source.tensors()[index];
             let values = kquant::dequantize(
                 info.ggml_type,
@@ -58,16 +61,16 @@ fn write_f32_base(source: &GgufFile, dest: &std::path::Path) {
             Ok(())
         })
         .unwrap();
+    bytes
 }
 
 #[test]
 fn matches_llama_imatrix_on_f32_base() {
     let Some(path) = model_path() else { return };
     let quantized = GgufFile::open(&path).unwrap();
-    let base_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gemma-3-270m-f32-base.gguf");
-    write_f32_base(&quantized, &base_path);
+    let base = GgufFile::from_bytes(f32_base(&quantized)).unwrap();
     drop(quantized);
-    let model = Model::from_gguf(&base_path).unwrap();
+    let model = Model::from_gguf_file(Arc::new(base)).unwrap();
 
     let text = std::fs::read(repo_root().join("data/calibration_datav3.txt"))
         .expect("data/calibration_datav3.txt");
@@ -86,7 +89,6 @@ fn matches_llama_imatrix_on_f32_base() {
         }
     })
     .unwrap();
-    std::fs::remove_file(&base_path).unwrap();
 
     let reference =
         Imatrix::load(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/imatrix-en.gguf"))

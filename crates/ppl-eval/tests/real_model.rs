@@ -58,13 +58,13 @@ fn assert_close(name: &str, actual: f64, expected: f64, tolerance: f64) {
 
 #[cfg(feature = "gemma2")]
 mod gemma {
-    use std::path::{Path, PathBuf};
-    use std::sync::{Mutex, OnceLock};
+    use std::path::Path;
+    use std::sync::{Arc, Mutex, OnceLock};
     use std::time::Instant;
 
     use gemma2_model::Model;
     use gguf_format::GgufFile;
-    use kquant::pipeline::{quantize_model, QuantizeOptions};
+    use kquant::pipeline::{quantize_model_to_writer, QuantizeOptions};
     use kquant::plan::FileType;
     use ppl_eval::gemma2::tokenize_for_perplexity;
     use ppl_eval::{
@@ -77,36 +77,49 @@ mod gemma {
     /// Serializes the heavy tests: each one already uses every core.
     pub static HEAVY: Mutex<()> = Mutex::new(());
 
-    /// Derived models, built once per test binary in a temporary folder.
+    /// Derived models, built once per test binary in memory: a static owns them for the
+    /// whole run, and a temporary folder held there would never be removed.
     pub struct Derived {
-        _dir: tempfile::TempDir,
-        pub base_f32: PathBuf,
-        pub q4_0: PathBuf,
+        /// The F32 base (about 1.1 GB).
+        pub base_f32: Arc<GgufFile>,
+        /// The `--pure` Q4_0 quantization of the base.
+        pub q4_0: Arc<GgufFile>,
+    }
+
+    impl Derived {
+        pub fn base_f32(&self) -> Model {
+            Model::from_gguf_file(Arc::clone(&self.base_f32)).expect("load the F32 base")
+        }
+
+        pub fn q4_0(&self) -> Model {
+            Model::from_gguf_file(Arc::clone(&self.q4_0)).expect("load Q4_0")
+        }
+    }
+
+    fn quantize_in_memory(source: &GgufFile, options: &QuantizeOptions) -> Arc<GgufFile> {
+        let mut bytes = Vec::new();
+        quantize_model_to_writer(source, &mut bytes, options, &mut |_| {}).expect("quantize");
+        Arc::new(GgufFile::from_bytes(bytes).expect("read the quantized bytes"))
     }
 
     pub fn derived(original: &Path) -> &'static Derived {
         static DERIVED: OnceLock<Derived> = OnceLock::new();
         DERIVED.get_or_init(|| {
-            let dir = tempfile::tempdir().expect("temporary folder");
-            let base_f32 = dir.path().join("base-f32.gguf");
-            let q4_0 = dir.path().join("q4_0-pure.gguf");
-
             let mut options = QuantizeOptions::new(FileType::F32);
             options.allow_requantize = true;
             let source = GgufFile::open(original).expect("open the original model");
-            quantize_model(&source, &base_f32, &options, &mut |_| {}).expect("dequantize to F32");
+            let base_f32 = quantize_in_memory(&source, &options);
 
             let mut options = QuantizeOptions::new(FileType::Q4_0);
             options.plan.pure = true;
-            let source = GgufFile::open(&base_f32).expect("open the F32 base");
-            quantize_model(&source, &q4_0, &options, &mut |_| {}).expect("quantize to Q4_0");
+            let q4_0 = quantize_in_memory(&base_f32, &options);
 
-            Derived {
-                _dir: dir,
-                base_f32,
-                q4_0,
-            }
+            Derived { base_f32, q4_0 }
         })
+    }
+
+    pub fn load(path: &Path) -> Model {
+        Model::from_gguf(path).expect("load model")
     }
 
     pub fn text_tokens(model: &Model, name: &str) -> Vec<u32> {
@@ -132,8 +145,7 @@ mod gemma {
         );
     }
 
-    pub fn run_ppl(model_path: &Path, text: &str, chunks: usize) -> PerplexityResult {
-        let mut model = Model::from_gguf(model_path).expect("load model");
+    pub fn run_ppl(name: &str, mut model: Model, text: &str, chunks: usize) -> PerplexityResult {
         let tokens = text_tokens(&model, text);
         let config = PerplexityConfig::new(512).with_max_chunks(chunks);
 
@@ -145,17 +157,23 @@ mod gemma {
         .expect("perplexity");
         let seconds = start.elapsed().as_secs_f64();
         eprintln!(
-            "{} on {text}: {line}\n{result}\n{} tokens evaluated in {seconds:.1} s ({:.0} tokens/s)",
-            model_path.display(),
+            "{name} on {text}: {line}\n{result}\n{} tokens evaluated in {seconds:.1} s ({:.0} tokens/s)",
             result.n_chunk * 512,
             (result.n_chunk * 512) as f64 / seconds
         );
         result
     }
 
-    pub fn check_ppl(model_path: &Path, text: &str, ppl: f64, ppl_err: f64, tolerance: f64) {
+    pub fn check_ppl(
+        name: &str,
+        load: impl FnOnce() -> Model,
+        text: &str,
+        ppl: f64,
+        ppl_err: f64,
+        tolerance: f64,
+    ) {
         let _guard = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
-        let result = run_ppl(model_path, text, 20);
+        let result = run_ppl(name, load(), text, 20);
         assert_eq!(result.n_chunk, 20);
         assert_close("PPL", result.ppl, ppl, tolerance);
         assert_close(
@@ -172,7 +190,7 @@ mod gemma {
         let dir = tempfile::tempdir().expect("temporary folder");
         let base_file = dir.path().join("base-wiki-5.kld");
 
-        let mut base = Model::from_gguf(&derived.base_f32).expect("load F32 base");
+        let mut base = derived.base_f32();
         let tokens = text_tokens(&base, "wiki.test.raw");
         let config = PerplexityConfig::new(512).with_max_chunks(5);
         let base_result = perplexity_with_kld_base(&mut base, &tokens, &config, &base_file, |_| {})
@@ -184,7 +202,7 @@ mod gemma {
             "llama.cpp's file size"
         );
 
-        let mut q4_0 = Model::from_gguf(&derived.q4_0).expect("load Q4_0");
+        let mut q4_0 = derived.q4_0();
         let mut reader = KldBaseReader::open(&base_file).expect("open base file");
         let result =
             kl_divergence(&mut q4_0, &mut reader, |r| eprintln!("{r}")).expect("KL divergence");
@@ -230,14 +248,14 @@ const EXACT_PPL_TOLERANCE: f64 = 1e-5;
 fn q4_k_m_wiki_ppl_matches_llama_cpp() {
     let Some(_path) = model_path() else { return };
     #[cfg(feature = "gemma2")]
-    gemma::check_ppl(&_path, "wiki.test.raw", 19.0643, 0.84115, EXACT_PPL_TOLERANCE);
+    gemma::check_ppl("Q4_K_M", || gemma::load(&_path), "wiki.test.raw", 19.0643, 0.84115, EXACT_PPL_TOLERANCE);
 }
 
 #[test]
 fn q4_k_m_ja_wiki_ppl_matches_llama_cpp() {
     let Some(_path) = model_path() else { return };
     #[cfg(feature = "gemma2")]
-    gemma::check_ppl(&_path, "ja-wiki.test.raw", 34.8796, 1.49715, EXACT_PPL_TOLERANCE);
+    gemma::check_ppl("Q4_K_M", || gemma::load(&_path), "ja-wiki.test.raw", 34.8796, 1.49715, EXACT_PPL_TOLERANCE);
 }
 
 #[test]
@@ -245,7 +263,8 @@ fn f32_base_wiki_ppl_matches_llama_cpp() {
     let Some(_path) = model_path() else { return };
     #[cfg(feature = "gemma2")]
     gemma::check_ppl(
-        &gemma::derived(&_path).base_f32,
+        "F32 base",
+        || gemma::derived(&_path).base_f32(),
         "wiki.test.raw",
         18.9500,
         0.83589,
@@ -258,7 +277,8 @@ fn f32_base_ja_wiki_ppl_matches_llama_cpp() {
     let Some(_path) = model_path() else { return };
     #[cfg(feature = "gemma2")]
     gemma::check_ppl(
-        &gemma::derived(&_path).base_f32,
+        "F32 base",
+        || gemma::derived(&_path).base_f32(),
         "ja-wiki.test.raw",
         34.5349,
         1.47945,

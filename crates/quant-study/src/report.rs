@@ -26,6 +26,34 @@ fn ppl_cell(eval: Option<&TextEval>) -> String {
     }
 }
 
+/// Notes the cells whose quantized files are byte-identical, so that equal rows read as
+/// expected rather than as a bug. On Gemma 3 270M, Q4_K_M's L variant equals M (the tied
+/// token embedding already falls back to Q8_0 under M), and two imatrix modes give the
+/// same file when they collect the same chunks.
+fn write_identical_files(md: &mut String, results: &StudyResults) {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for cell in &results.cells {
+        match groups.iter_mut().find(|(sha, _)| *sha == cell.model_sha256) {
+            Some((_, labels)) => labels.push(&cell.label),
+            None => groups.push((&cell.model_sha256, vec![&cell.label])),
+        }
+    }
+
+    let same: Vec<String> = groups
+        .iter()
+        .filter(|(_, labels)| labels.len() > 1)
+        .map(|(_, labels)| labels.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(" = "))
+        .collect();
+    if same.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\nThese cells wrote byte-identical files (same sha256), so their figures are equal: {}.",
+        same.join("; ")
+    );
+}
+
 /// Renders the results as Markdown: the perplexity table laid out like the published study
 /// (one row per quantization and imatrix mode, one column per text), then the paired
 /// comparisons, KL divergence, the imatrix comparison and the timings.
@@ -57,6 +85,7 @@ pub fn render_markdown(results: &StudyResults) -> String {
         let values: Vec<String> = texts.iter().map(|t| ppl_cell(cell.evals.iter().find(|e| e.text == *t))).collect();
         let _ = writeln!(md, "| {} | {} | {} |", cell.quantization.label(), cell.mode, values.join(" | "));
     }
+    write_identical_files(&mut md, results);
 
     if !results.paired.is_empty() {
         let _ = writeln!(md, "\n## Paired comparisons\n");

@@ -128,3 +128,33 @@ fn empty_results_render() {
     assert!(markdown.contains("| base (F32) | - | - | - |"), "{markdown}");
     assert_eq!(render_csv(&results).lines().count(), 1);
 }
+
+#[test]
+fn identical_files_are_named_in_markdown() {
+    let cell = |label: &str, variant: Variant, sha: &str| quant_study::CellResult {
+        label: label.into(),
+        quantization: Quantization { file_type: kquant::plan::FileType::Q4_K_M, variant },
+        mode: "en".into(),
+        model_bytes: 1,
+        model_sha256: sha.into(),
+        evals: Vec::new(),
+    };
+    let mut results = quant_study::StudyResults {
+        tool_version: "0".into(),
+        spec: reference(),
+        base_from_quantized: true,
+        base: Vec::new(),
+        cells: vec![cell("Q4_K_M-M-en", Variant::M, "aa"), cell("Q4_K_M-L-en", Variant::L, "aa"), cell("Q4_K_M-fp16-en", Variant::Fp16, "bb")],
+        paired: Vec::new(),
+        imatrix_comparisons: Vec::new(),
+        timings: Vec::new(),
+        recomputed: Vec::new(),
+        wall_seconds: 0.0,
+    };
+    let markdown = render_markdown(&results);
+    assert!(markdown.contains("byte-identical files (same sha256), so their figures are equal: `Q4_K_M-M-en` = `Q4_K_M-L-en`."), "{markdown}");
+    assert!(!markdown.contains("Q4_K_M-fp16-en`"), "{markdown}");
+
+    results.cells[1].model_sha256 = "cc".into();
+    assert!(!render_markdown(&results).contains("byte-identical"));
+}

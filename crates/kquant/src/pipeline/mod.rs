@@ -4,8 +4,10 @@
 //! checkpoint another crate adapts) and plans each tensor's type with
 //! [`plan_quantization`](crate::plan::plan_quantization). It converts the tensors one at a
 //! time, so peak memory stays near one tensor in f32 plus its output, and streams them into a
-//! new GGUF file. The output is written to a temporary file beside the target and renamed at the
-//! end, so a failure never leaves a partial file at the output path.
+//! new GGUF file. The output is written to a temporary file beside the target and renamed at
+//! the end, so a failure never leaves a partial file at the output path.
+//! [`quantize_model_to_writer`] streams the same bytes into any writer instead, such as a
+//! `Vec<u8>` for a model that stays in memory.
 //!
 //! The output matches llama-quantize's: tensors in its order, the same metadata changes
 //! (`general.quantization_version`, `general.file_type`, `quantize.imatrix.*`) and, for
@@ -14,11 +16,12 @@
 mod importance;
 mod source;
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use gguf_format::{GgmlType, GgufError, GgufWriter, Metadata, Value};
+use gguf_format::{GgmlType, GgufError, GgufWriter, Metadata, TensorInfo, Value};
 
 use crate::plan::{plan_quantization, FileType, ModelInfo, PlanError, PlanOptions, QuantPlan, TensorPlan};
 use crate::QuantError;
@@ -214,6 +217,66 @@ pub fn quantize_model(
     options: &QuantizeOptions,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<QuantizeReport, PipelineError> {
+    quantize_with(source, options, progress, |writer, data| writer.write_to_path(output, data))
+}
+
+/// Quantizes `source` as [`quantize_model`] does, streaming the GGUF bytes into `out`: a
+/// `Vec<u8>` for a model that never touches the disk (open it with
+/// [`GgufFile::from_bytes`](gguf_format::GgufFile::from_bytes)), a socket, a pipe.
+///
+/// # Errors
+/// As [`quantize_model`]. The checks that run before writing leave `out` untouched; a failure
+/// while writing leaves the bytes written so far in `out`.
+///
+/// # Example
+/// ```
+/// use gguf_format::{GgmlType, GgufFile, GgufWriter, Metadata, Value};
+/// use kquant::pipeline::{quantize_model_to_writer, QuantizeOptions};
+/// use kquant::plan::FileType;
+///
+/// // A one-tensor F32 model, built in memory.
+/// let mut metadata = Metadata::new();
+/// metadata.insert("general.architecture", Value::String("gemma2".into()))?;
+/// metadata.insert("gemma2.block_count", Value::U32(1))?;
+/// metadata.insert("gemma2.attention.head_count", Value::U32(1))?;
+/// let mut writer = GgufWriter::new(metadata);
+/// writer.add_tensor("blk.0.ffn_up.weight", &[256, 4], GgmlType::F32)?;
+/// let mut f32_bytes = Vec::new();
+/// writer.write_to(&mut f32_bytes, |_, _, out| {
+///     let values: Vec<f32> = (0..1024).map(|i| (i as f32 * 0.01).sin()).collect();
+///     out.write_all(bytemuck::cast_slice(&values))?;
+///     Ok(())
+/// })?;
+/// let source = GgufFile::from_bytes(f32_bytes)?;
+///
+/// let mut q8_bytes = Vec::new();
+/// let options = QuantizeOptions::new(FileType::Q8_0);
+/// let report = quantize_model_to_writer(&source, &mut q8_bytes, &options, &mut |_| {})?;
+/// let quantized = GgufFile::from_bytes(q8_bytes)?;
+/// assert_eq!(quantized.tensors()[0].ggml_type, GgmlType::Q8_0);
+/// assert_eq!(report.output_bytes, 4 * 34 * 8);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn quantize_model_to_writer(
+    source: &dyn TensorSource,
+    out: &mut dyn Write,
+    options: &QuantizeOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<QuantizeReport, PipelineError> {
+    quantize_with(source, options, progress, |writer, data| writer.write_to(out, data).map(|_| ()))
+}
+
+/// The callback that [`GgufWriter`] calls for each tensor's data.
+type TensorData<'c> = dyn FnMut(usize, &TensorInfo, &mut dyn Write) -> Result<(), GgufError> + 'c;
+
+/// Plans, checks and converts every tensor, handing the writer and the data callback to
+/// `emit`, which writes them to a path or a stream.
+fn quantize_with(
+    source: &dyn TensorSource,
+    options: &QuantizeOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+    emit: impl FnOnce(GgufWriter, &mut TensorData<'_>) -> Result<(), GgufError>,
+) -> Result<QuantizeReport, PipelineError> {
     let metadata = source.metadata();
     let specs = source.tensor_specs();
     let model = model_info(metadata)?;
@@ -246,7 +309,7 @@ pub fn quantize_model(
     // The writer's callback can only return a GgufError, so the real cause is kept here.
     let mut failure: Option<PipelineError> = None;
     let mut output_bytes = 0u64;
-    let result = writer.write_to_path(output, |index, _info, sink| {
+    let result = emit(writer, &mut |index, _info, sink| {
         let tensor = &plan.tensors[index];
         if options.cancel.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed)) {
             failure = Some(PipelineError::Cancelled);
