@@ -19,6 +19,10 @@ pub(crate) struct AttentionParams {
 /// softmax rescales once per tile, so the tile size fixes the rounding.
 const KV_TILE: usize = 64;
 
+/// Output values per register-resident slice of the V accumulation: eight AVX2 or four
+/// AVX-512 registers.
+const V_SLICE: usize = 64;
+
 /// Computes `out = softmax(q kᵀ) v` per head for the queries at positions `first_query..`.
 ///
 /// `q` contains the query rows to compute (`n_head * head_dim` each, already scaled), `k` and
@@ -41,32 +45,34 @@ pub(crate) fn attention(
     first_query: usize,
     out: &mut [f32],
 ) {
+    attention_with(detect_isa(), params, q, k, v, first_query, out);
+}
+
+/// Runs [`attention`] with the loop built for `isa`.
+fn attention_with(
+    isa: Isa,
+    params: &AttentionParams,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    first_query: usize,
+    out: &mut [f32],
+) {
     let q_width = params.n_head * params.head_dim;
     let keys = TransposedKeys::new(params, k);
-    let use_fma = has_avx2_fma();
 
     out.par_chunks_mut(q_width)
         .zip(q.par_chunks(q_width))
         .enumerate()
         .for_each_init(
-            || Scratch {
-                scores: [0.0; KV_TILE],
-                acc: vec![0.0; params.head_dim],
-            },
+            || Scratch { acc: Vec::new() },
             |scratch, (r, (out_row, q_row))| {
                 let row = QueryRow {
                     pos: first_query + r,
                     q_row,
                     out_row,
                 };
-                #[cfg(target_arch = "x86_64")]
-                if use_fma {
-                    // SAFETY: the CPU supports AVX2 and FMA, checked by `has_avx2_fma`.
-                    unsafe { attend_row_fma(params, &keys, v, row, scratch) };
-                    return;
-                }
-                let _ = use_fma;
-                attend_row(params, &keys, v, row, scratch);
+                attend_row(isa, params, &keys, v, row, scratch);
             },
         );
 }
@@ -103,9 +109,8 @@ impl TransposedKeys {
     }
 }
 
-/// Per-thread buffers: the scores of one tile and the output accumulator of one head.
+/// Per-thread buffers: the output accumulators of the heads computed together.
 struct Scratch {
-    scores: [f32; KV_TILE],
     acc: Vec<f32>,
 }
 
@@ -116,107 +121,209 @@ struct QueryRow<'a> {
     out_row: &'a mut [f32],
 }
 
-/// Reports whether this CPU runs the AVX2 + FMA build of the attention loop.
-fn has_avx2_fma() -> bool {
+/// The instruction sets the attention loop is compiled for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+/// Returns the widest build of the attention loop this CPU runs.
+fn detect_isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+        let fma = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        if fma && is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if fma {
+            return Isa::Avx2;
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+    Isa::Scalar
+}
+
+/// Computes one query row with the loop built for `isa`.
+fn attend_row(isa: Isa, params: &AttentionParams, keys: &TransposedKeys, v: &[f32], row: QueryRow<'_>, scratch: &mut Scratch) {
+    match isa {
+        // SAFETY: `detect_isa` found AVX-512 F, AVX2 and FMA.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { attend_row_avx512(params, keys, v, row, scratch) },
+        // SAFETY: `detect_isa` found AVX2 and FMA.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { attend_row_avx2(params, keys, v, row, scratch) },
+        Isa::Scalar => attend_heads_in_groups::<1>(params, keys, v, row, scratch),
     }
 }
 
-/// Compiles [`attend_row`] with AVX2 and FMA enabled, so that `mul_add` is one instruction
-/// and the loops use 256-bit vectors.
+/// Builds the row loop with AVX-512, where four heads' 64 scores (or 64 output values)
+/// fit in 16 of the 32 vector registers, so each K or V load serves four heads.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn attend_row_avx512(params: &AttentionParams, keys: &TransposedKeys, v: &[f32], row: QueryRow<'_>, scratch: &mut Scratch) {
+    attend_heads_in_groups::<4>(params, keys, v, row, scratch);
+}
+
+/// Builds the row loop with AVX2 and FMA, one head at a time: a head's 64 scores already
+/// take 8 of the 16 vector registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn attend_row_fma(
+unsafe fn attend_row_avx2(params: &AttentionParams, keys: &TransposedKeys, v: &[f32], row: QueryRow<'_>, scratch: &mut Scratch) {
+    attend_heads_in_groups::<1>(params, keys, v, row, scratch);
+}
+
+/// Computes every head of one query row, up to `MAX_HEADS` heads of one KV head at a time.
+/// Each head's arithmetic is the same whatever the count.
+#[inline(always)]
+fn attend_heads_in_groups<const MAX_HEADS: usize>(
     params: &AttentionParams,
     keys: &TransposedKeys,
     v: &[f32],
     row: QueryRow<'_>,
     scratch: &mut Scratch,
 ) {
-    attend_row(params, keys, v, row, scratch);
+    let group = params.n_head / params.n_head_kv;
+    let together = [4, 2, 1].into_iter().find(|&n| n <= MAX_HEADS && group % n == 0).unwrap_or(1);
+    let head_dim = params.head_dim;
+    scratch.acc.resize(together * head_dim, 0.0);
+
+    for first in (0..params.n_head).step_by(together) {
+        let heads = first * head_dim..(first + together) * head_dim;
+        let q = &row.q_row[heads.clone()];
+        let out = &mut row.out_row[heads];
+        match together {
+            4 => attend_heads::<4>(params, keys, v, row.pos, first / group, q, out, &mut scratch.acc),
+            2 => attend_heads::<2>(params, keys, v, row.pos, first / group, q, out, &mut scratch.acc),
+            _ => attend_heads::<1>(params, keys, v, row.pos, first / group, q, out, &mut scratch.acc),
+        }
+    }
 }
 
-/// Computes every head of one query row, tile by tile.
+/// Computes `HEADS` consecutive heads that share KV head `kv_head`, tile by tile. `q` and
+/// `out` contain those heads (`HEADS * head_dim` values) and `acc` is their scratch.
 #[inline(always)]
-fn attend_row(params: &AttentionParams, keys: &TransposedKeys, v: &[f32], row: QueryRow<'_>, scratch: &mut Scratch) {
+#[allow(clippy::too_many_arguments)] // one call site per head count, all in this file
+fn attend_heads<const HEADS: usize>(
+    params: &AttentionParams,
+    keys: &TransposedKeys,
+    v: &[f32],
+    pos: usize,
+    kv_head: usize,
+    q: &[f32],
+    out: &mut [f32],
+    acc: &mut [f32],
+) {
     let head_dim = params.head_dim;
     let kv_width = params.n_head_kv * head_dim;
-    let group = params.n_head / params.n_head_kv;
-    let pos = row.pos;
     let first_visible = params.window.map_or(0, |w| (pos + 1).saturating_sub(w));
     let visible_end = (pos + 1).min(keys.n_kv);
+    let q_heads: [&[f32]; HEADS] = std::array::from_fn(|g| &q[g * head_dim..(g + 1) * head_dim]);
 
-    for h in 0..params.n_head {
-        let kv_head = h / group;
-        let q_head = &row.q_row[h * head_dim..(h + 1) * head_dim];
-        let acc = &mut scratch.acc;
-        acc.fill(0.0);
-        let mut max = f32::NEG_INFINITY;
-        let mut sum = 0.0f32;
+    acc.fill(0.0);
+    let mut max = [f32::NEG_INFINITY; HEADS];
+    let mut sum = [0.0f32; HEADS];
 
-        for tile_start in (0..visible_end).step_by(KV_TILE) {
-            // Keys outside [lo, hi) are masked to -inf. A tile without visible keys changes
-            // nothing in ggml either, because it skips the tile or this row of it.
-            let lo = first_visible.max(tile_start) - tile_start;
-            let hi = visible_end.min(tile_start + KV_TILE) - tile_start;
-            if lo >= hi {
-                continue;
-            }
+    for tile_start in (0..visible_end).step_by(KV_TILE) {
+        // Keys outside [lo, hi) are masked to -inf. A tile without visible keys changes
+        // nothing in ggml either, because it skips the tile or this row of it.
+        let lo = first_visible.max(tile_start) - tile_start;
+        let hi = visible_end.min(tile_start + KV_TILE) - tile_start;
+        if lo >= hi {
+            continue;
+        }
 
-            let scores = &mut scratch.scores;
-            scores.fill(0.0);
-            for (d, &q_d) in q_head.iter().enumerate() {
-                let k_dim = &keys.dim(kv_head, head_dim, d)[tile_start + lo..tile_start + hi];
-                for (score, &k_value) in scores[lo..hi].iter_mut().zip(k_dim) {
+        // Every key of the tile is scored, so that the running sums stay in registers (a
+        // local array, which a panic need not leave in memory). The scores of masked keys
+        // are never read.
+        let mut scores = [[0.0f32; KV_TILE]; HEADS];
+        for d in 0..head_dim {
+            let k_tile: &[f32; KV_TILE] = keys.dim(kv_head, head_dim, d)[tile_start..tile_start + KV_TILE]
+                .try_into()
+                .expect("keys are padded to whole tiles");
+            for (head_scores, q_head) in scores.iter_mut().zip(&q_heads) {
+                let q_d = q_head[d];
+                for (score, &k_value) in head_scores.iter_mut().zip(k_tile) {
                     *score = q_d.mul_add(k_value, *score);
-                }
-            }
-            if let Some(cap) = params.softcap {
-                for score in scores[lo..hi].iter_mut() {
-                    *score = crate::ops::soft_cap(*score, cap);
-                }
-            }
-
-            let tile_max = scores[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let new_max = max.max(tile_max);
-            if new_max > max {
-                let rescale = (max - new_max).exp();
-                for value in acc.iter_mut() {
-                    *value *= rescale;
-                }
-                sum *= rescale;
-            }
-            max = new_max;
-
-            // Weights of masked keys are exactly 0, as ggml's expf(-inf) is.
-            let mut weights = [0.0f32; KV_TILE];
-            for j in lo..hi {
-                weights[j] = ggml_exp::expf(scores[j] - max);
-            }
-            let mut tile_sum = 0.0f64;
-            for group in weights.chunks_exact(ggml_exp::SOFTMAX_LANES) {
-                let lanes: &[f32; ggml_exp::SOFTMAX_LANES] = group.try_into().expect("exact chunk");
-                tile_sum += f64::from(ggml_exp::reduce_add_16(lanes));
-            }
-            sum = (f64::from(sum) + tile_sum) as f32;
-
-            for (j, &weight) in weights.iter().enumerate().take(hi).skip(lo) {
-                let v_head = &v[(tile_start + j) * kv_width + kv_head * head_dim..][..head_dim];
-                for (a, &x) in acc.iter_mut().zip(v_head) {
-                    *a = weight.mul_add(x, *a);
                 }
             }
         }
 
-        let inv_sum = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-        let out_head = &mut row.out_row[h * head_dim..(h + 1) * head_dim];
-        for (o, &a) in out_head.iter_mut().zip(acc.iter()) {
+        let mut weights = [[0.0f32; KV_TILE]; HEADS];
+        for g in 0..HEADS {
+            let head_scores = &mut scores[g];
+            if let Some(cap) = params.softcap {
+                for score in head_scores[lo..hi].iter_mut() {
+                    *score = crate::ops::soft_cap(*score, cap);
+                }
+            }
+
+            let tile_max = head_scores[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let new_max = max[g].max(tile_max);
+            if new_max > max[g] {
+                let rescale = (max[g] - new_max).exp();
+                for value in acc[g * head_dim..(g + 1) * head_dim].iter_mut() {
+                    *value *= rescale;
+                }
+                sum[g] *= rescale;
+            }
+            max[g] = new_max;
+
+            // Weights of masked keys are exactly 0, as ggml's expf(-inf) is.
+            for j in lo..hi {
+                weights[g][j] = ggml_exp::expf(head_scores[j] - new_max);
+            }
+            let mut tile_sum = 0.0f64;
+            for lanes in weights[g].chunks_exact(ggml_exp::SOFTMAX_LANES) {
+                let lanes: &[f32; ggml_exp::SOFTMAX_LANES] = lanes.try_into().expect("exact chunk");
+                tile_sum += f64::from(ggml_exp::reduce_add_16(lanes));
+            }
+            sum[g] = (f64::from(sum[g]) + tile_sum) as f32;
+        }
+
+        // Each output value is one chain over the keys, so the head is split into
+        // register-sized slices, each running through every key of the tile.
+        let v_base = kv_head * head_dim;
+        let n_slices = head_dim / V_SLICE;
+        for index in 0..n_slices {
+            let offset = index * V_SLICE;
+            let mut sums: [[f32; V_SLICE]; HEADS] = std::array::from_fn(|g| {
+                acc[g * head_dim + offset..][..V_SLICE].try_into().expect("inside the head")
+            });
+            for j in lo..hi {
+                let v_slice: &[f32; V_SLICE] =
+                    v[(tile_start + j) * kv_width + v_base + offset..][..V_SLICE].try_into().expect("inside the row");
+                for (head_sums, head_weights) in sums.iter_mut().zip(&weights) {
+                    let weight = head_weights[j];
+                    for (a, &x) in head_sums.iter_mut().zip(v_slice) {
+                        *a = weight.mul_add(x, *a);
+                    }
+                }
+            }
+            for (g, head_sums) in sums.iter().enumerate() {
+                acc[g * head_dim + offset..][..V_SLICE].copy_from_slice(head_sums);
+            }
+        }
+        let tail = n_slices * V_SLICE..head_dim;
+        if !tail.is_empty() {
+            for (g, head_weights) in weights.iter().enumerate() {
+                let head_acc = &mut acc[g * head_dim..(g + 1) * head_dim];
+                for j in lo..hi {
+                    let v_tail = &v[(tile_start + j) * kv_width + v_base + tail.start..][..tail.len()];
+                    for (a, &x) in head_acc[tail.clone()].iter_mut().zip(v_tail) {
+                        *a = head_weights[j].mul_add(x, *a);
+                    }
+                }
+            }
+        }
+    }
+
+    for g in 0..HEADS {
+        let inv_sum = if sum[g] == 0.0 { 0.0 } else { 1.0 / sum[g] };
+        let head_out = &mut out[g * head_dim..(g + 1) * head_dim];
+        for (o, &a) in head_out.iter_mut().zip(&acc[g * head_dim..(g + 1) * head_dim]) {
             *o = a * inv_sum;
         }
     }
@@ -252,7 +359,132 @@ mod tests {
         let v = f32_values(include_bytes!("../../tests/data/ggml-golden/attn_v.f32"));
         let mut out = vec![0.0; q.len()];
         attention(&params, &q, &k, &v, 0, &mut out);
+
+        // Every build of the loop this CPU runs gives the same bits.
+        for isa in available_isas() {
+            let mut other = vec![0.0; q.len()];
+            attention_with(isa, &params, &q, &k, &v, 0, &mut other);
+            assert_eq!(count_different_bits(&other, &out), 0);
+        }
         out
+    }
+
+    /// Returns the builds of the attention loop that this CPU runs.
+    fn available_isas() -> Vec<Isa> {
+        let mut isas = vec![Isa::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                isas.push(Isa::Avx2);
+            }
+            if detect_isa() == Isa::Avx512 {
+                isas.push(Isa::Avx512);
+            }
+        }
+        isas
+    }
+
+    /// Returns `n` pseudo-random values in [-scale, scale).
+    fn noise(n: usize, seed: u32, scale: f32) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((state >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+
+    /// Computes attention one head and one key at a time, in the float order that
+    /// [`attention`] documents, without tiles in registers or heads computed together.
+    fn plain_attention(params: &AttentionParams, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f32> {
+        let head_dim = params.head_dim;
+        let kv_width = params.n_head_kv * head_dim;
+        let group = params.n_head / params.n_head_kv;
+        let n_tokens = k.len() / kv_width;
+        let mut out = vec![0.0; q.len()];
+
+        for pos in 0..n_tokens {
+            let first_visible = params.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            for h in 0..params.n_head {
+                let q_head = &q[(pos * params.n_head + h) * head_dim..][..head_dim];
+                let kv = (h / group) * head_dim;
+                let mut acc = vec![0.0f32; head_dim];
+                let mut max = f32::NEG_INFINITY;
+                let mut sum = 0.0f32;
+
+                for tile_start in (0..=pos).step_by(KV_TILE) {
+                    let keys: Vec<usize> = (tile_start..(tile_start + KV_TILE).min(pos + 1)).filter(|&j| j >= first_visible).collect();
+                    if keys.is_empty() {
+                        continue;
+                    }
+                    let scores: Vec<f32> = keys
+                        .iter()
+                        .map(|&j| {
+                            let k_row = &k[j * kv_width + kv..][..head_dim];
+                            let score = q_head.iter().zip(k_row).fold(0.0f32, |s, (&a, &b)| a.mul_add(b, s));
+                            params.softcap.map_or(score, |cap| crate::ops::soft_cap(score, cap))
+                        })
+                        .collect();
+
+                    let new_max = scores.iter().copied().fold(max, f32::max);
+                    if new_max > max {
+                        let rescale = (max - new_max).exp();
+                        acc.iter_mut().for_each(|a| *a *= rescale);
+                        sum *= rescale;
+                    }
+                    max = new_max;
+
+                    let mut weights = [0.0f32; KV_TILE];
+                    for (&j, &score) in keys.iter().zip(&scores) {
+                        weights[j - tile_start] = ggml_exp::expf(score - max);
+                    }
+                    let tile_sum: f64 = weights
+                        .chunks_exact(ggml_exp::SOFTMAX_LANES)
+                        .map(|lanes| f64::from(ggml_exp::reduce_add_16(lanes.try_into().unwrap())))
+                        .fold(0.0, |total, lanes| total + lanes);
+                    sum = (f64::from(sum) + tile_sum) as f32;
+
+                    for &j in &keys {
+                        let v_row = &v[j * kv_width + kv..][..head_dim];
+                        for (a, &x) in acc.iter_mut().zip(v_row) {
+                            *a = weights[j - tile_start].mul_add(x, *a);
+                        }
+                    }
+                }
+
+                let inv_sum = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+                for (o, a) in out[(pos * params.n_head + h) * head_dim..][..head_dim].iter_mut().zip(&acc) {
+                    *o = a * inv_sum;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn head_groups_match_plain_loop_bits() {
+        // 8 query heads on 2 KV heads (groups of 4), 80 dimensions (one 64-value slice and
+        // a tail), 150 positions (a partial last tile), window and soft-cap.
+        let params = AttentionParams {
+            n_head: 8,
+            n_head_kv: 2,
+            head_dim: 80,
+            window: Some(100),
+            softcap: Some(30.0),
+        };
+        let n_tokens = 150;
+        let q = noise(n_tokens * 8 * 80, 1, 2.0);
+        let k = noise(n_tokens * 2 * 80, 2, 2.0);
+        let v = noise(n_tokens * 2 * 80, 3, 1.0);
+
+        let plain = plain_attention(&params, &q, &k, &v);
+        assert!(plain.iter().all(|x| x.is_finite()));
+        for isa in available_isas() {
+            let mut out = vec![0.0; q.len()];
+            attention_with(isa, &params, &q, &k, &v, 0, &mut out);
+            assert_eq!(count_different_bits(&out, &plain), 0);
+        }
     }
 
     /// Returns how many values differ in their bits, for the assert message.
