@@ -125,14 +125,14 @@ pub(crate) use x86::{q4_k_q8_k_avx2, q4_k_q8_k_avx512, q4_k_q8_k_x4_avx2, q4_k_q
 #[cfg(target_arch = "x86_64")]
 pub(super) use x86::{
     min_products, nibble_pairs_512, scale_broadcasts, scale_pairs_512, sub_block_pairs_512,
-    tiled_sums_x4_avx512,
+    tiled_sums_x4_avx512, tiled_sums_x4_decoded,
 };
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::vec_dot_q6_k::{horizontal_sum, hsum_float_8_avx2, scaled_chunk, CHUNK};
+    use super::super::vec_dot_q6_k::{horizontal_sums_x4, hsum_float_8_avx2, scaled_chunk, CHUNK};
     use super::{scales_mins, SUB_BLOCKS};
     use crate::blocks::{BlockQ4K, BlockQ8K, QK_K};
     use crate::dot::scalar::fp16;
@@ -377,13 +377,24 @@ mod x86 {
         a: [&BlockQ8K; 4],
     ) -> [(i32, i32); 4] {
         let decoded = decode_512(w);
-        a.map(|a| {
-            let products = sub_block_pairs_512(&decoded.codes, &decoded.scales, a);
-            let mins = min_products(decoded.mins, a);
-            let mins = _mm256_castsi128_si256(mins);
-            let mins = _mm256_inserti128_si256::<1>(mins, _mm_setzero_si128());
-            (horizontal_sum(products), horizontal_sum(mins))
-        })
+        tiled_sums_x4_decoded(&decoded.codes, &decoded.scales, decoded.mins, a)
+    }
+
+    /// Returns the tiled kernel's exact `(s1, s2)` of one decoded Q4_K or Q5_K
+    /// super-block with each of four activation blocks.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+    #[inline]
+    pub(in crate::ggml_cpu) unsafe fn tiled_sums_x4_decoded(
+        codes: &[__m512i; PAIRS],
+        scales: &[__m512i; PAIRS],
+        mins: __m128i,
+        a: [&BlockQ8K; 4],
+    ) -> [(i32, i32); 4] {
+        let products = a.map(|a| sub_block_pairs_512(codes, scales, a));
+        let min_terms = a.map(|a| _mm256_zextsi128_si256(min_products(mins, a)));
+        let s1 = horizontal_sums_x4(products);
+        let s2 = horizontal_sums_x4(min_terms);
+        [(s1[0], s2[0]), (s1[1], s2[1]), (s1[2], s2[2]), (s1[3], s2[3])]
     }
 
     /// Computes [`q4_k_q8_k_avx2`]'s result, bit for bit, with 512-bit integer products.

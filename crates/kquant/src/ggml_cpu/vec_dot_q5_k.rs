@@ -82,9 +82,9 @@ mod x86 {
 
     use super::super::vec_dot_q4_k::{
         min_products, nibble_pairs_512, scale_broadcasts, scale_pairs_512, scales_mins,
-        sub_block_pairs_512, SUB_BLOCKS,
+        sub_block_pairs_512, tiled_sums_x4_decoded, SUB_BLOCKS,
     };
-    use super::super::vec_dot_q6_k::{horizontal_sum, hsum_float_8_avx2, scaled_chunk, CHUNK};
+    use super::super::vec_dot_q6_k::{hsum_float_8_avx2, scaled_chunk, CHUNK};
     use crate::blocks::{BlockQ5K, BlockQ8K};
     use crate::dot::scalar::fp16;
 
@@ -243,13 +243,7 @@ mod x86 {
         a: [&BlockQ8K; 4],
     ) -> [(i32, i32); 4] {
         let decoded = decode_512(w);
-        a.map(|a| {
-            let products = sub_block_pairs_512(&decoded.codes, &decoded.scales, a);
-            let mins = min_products(decoded.mins, a);
-            let mins = _mm256_castsi128_si256(mins);
-            let mins = _mm256_inserti128_si256::<1>(mins, _mm_setzero_si128());
-            (horizontal_sum(products), horizontal_sum(mins))
-        })
+        tiled_sums_x4_decoded(&decoded.codes, &decoded.scales, decoded.mins, a)
     }
 
     /// Computes [`q5_k_q8_k_avx2`]'s result, bit for bit, with 512-bit integer products.
