@@ -110,20 +110,25 @@ fn cache_key_depends_on_every_part() {
     assert_ne!(a, cache_key(&[("model", "ab"), ("cchunks", "20")]), "parts are delimited");
 }
 
-#[test]
-fn empty_results_render() {
-    let results = quant_study::StudyResults {
+/// Returns results of the reference specification with the given cells and nothing else.
+fn results_with(cells: Vec<quant_study::CellResult>) -> quant_study::StudyResults {
+    quant_study::StudyResults {
         tool_version: "0".into(),
         spec: reference(),
         base_from_quantized: true,
         base: Vec::new(),
-        cells: Vec::new(),
+        cells,
         paired: Vec::new(),
         imatrix_comparisons: Vec::new(),
         timings: Vec::new(),
         recomputed: Vec::new(),
         wall_seconds: 0.0,
-    };
+    }
+}
+
+#[test]
+fn empty_results_render() {
+    let results = results_with(Vec::new());
     let markdown = render_markdown(&results);
     assert!(markdown.contains("| base (F32) | - | - | - |"), "{markdown}");
     assert_eq!(render_csv(&results).lines().count(), 1);
@@ -139,18 +144,11 @@ fn identical_files_are_named_in_markdown() {
         model_sha256: sha.into(),
         evals: Vec::new(),
     };
-    let mut results = quant_study::StudyResults {
-        tool_version: "0".into(),
-        spec: reference(),
-        base_from_quantized: true,
-        base: Vec::new(),
-        cells: vec![cell("Q4_K_M-M-en", Variant::M, "aa"), cell("Q4_K_M-L-en", Variant::L, "aa"), cell("Q4_K_M-fp16-en", Variant::Fp16, "bb")],
-        paired: Vec::new(),
-        imatrix_comparisons: Vec::new(),
-        timings: Vec::new(),
-        recomputed: Vec::new(),
-        wall_seconds: 0.0,
-    };
+    let mut results = results_with(vec![
+        cell("Q4_K_M-M-en", Variant::M, "aa"),
+        cell("Q4_K_M-L-en", Variant::L, "aa"),
+        cell("Q4_K_M-fp16-en", Variant::Fp16, "bb"),
+    ]);
     let markdown = render_markdown(&results);
     assert!(markdown.contains("byte-identical files (same sha256), so their figures are equal: `Q4_K_M-M-en` = `Q4_K_M-L-en`."), "{markdown}");
     assert!(!markdown.contains("Q4_K_M-fp16-en`"), "{markdown}");

@@ -360,8 +360,10 @@ mod x86 {
         horizontal_sums_x4(lanes).map(|sum| (sum, 0))
     }
 
-    /// Adds the eight i32 lanes of each of four registers, exactly (the lane sums never
-    /// overflow), in five instructions for all four. Integer sums are exact in any order.
+    /// Adds the eight i32 lanes of each of four registers, in five instructions for all
+    /// four. The K-quant lanes stay below 2^26 in magnitude (Q6_K's largest: 32 products of
+    /// at most 128 * 63 * 127, plus the code offset), so the sums cannot overflow and are
+    /// exact in any order.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     pub(in crate::ggml_cpu) unsafe fn horizontal_sums_x4(lanes: [__m256i; 4]) -> [i32; 4] {
