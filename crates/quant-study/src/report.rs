@@ -27,9 +27,12 @@ fn ppl_cell(eval: Option<&TextEval>) -> String {
 }
 
 /// Notes the cells whose quantized files are byte-identical, so that equal rows read as
-/// expected rather than as a bug. On Gemma 3 270M, Q4_K_M's L variant equals M (the tied
-/// token embedding already falls back to Q8_0 under M), and two imatrix modes give the
-/// same file when they collect the same chunks.
+/// expected rather than as a bug. On Gemma 3 270M, Q4_K_M's L variant equals M because the
+/// tied token embedding already falls back to Q8_0 under M.
+///
+/// NOTE: two imatrix modes with equal sums (`enja` and `enja-mixed` at `--collect-chunks 8`)
+/// give equal tensors but different files, because `quantize.imatrix.file` names the mode,
+/// so they are not listed here.
 fn write_identical_files(md: &mut String, results: &StudyResults) {
     let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
     for cell in &results.cells {
